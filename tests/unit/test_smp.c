@@ -1,0 +1,307 @@
+/*
+ * test_smp.c - cross-shard requests, invoke_on_all, a multi-shard stress
+ * with exact sums, and shutdown (main result, request, signal, work in
+ * flight, hooks, sleeps cancelled).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "sk_run.h"
+#include "sk_test.h"
+#include "skerry/alloc.h"
+#include "skerry/future.h"
+#include "skerry/shard.h"
+#include "skerry/timer.h"
+
+static sk_future whoami(void *arg)
+{
+	(void)arg;
+	return sk_make_ready(100 + sk_shard_id());
+}
+
+static sk_future fail_on_odd(void *arg)
+{
+	(void)arg;
+	return sk_shard_id() % 2 ? sk_make_error(-EXDEV) : sk_make_ready(0);
+}
+
+static int64_t got[4];
+static int errs[4];
+static void keep(void *arg, int64_t v, int err)
+{
+	unsigned i = (unsigned)(uintptr_t)arg;
+	got[i] = v;
+	errs[i] = err;
+}
+
+static sk_future t_submit(void *arg)
+{
+	(void)arg;
+	sk_future_on_done(sk_submit_to(1, whoami, NULL), keep, (void *)0);
+	sk_future_on_done(sk_submit_to(1, fail_on_odd, NULL), keep, (void *)1);
+	sk_future_on_done(sk_submit_to(0, whoami, NULL), keep, (void *)2);
+	sk_future_on_done(sk_submit_to(7, whoami, NULL), keep, (void *)3);
+	return sk_sleep(5 * SK_NSEC_PER_MSEC);
+}
+
+SK_TEST(submit_to_carries_values_and_errors_back)
+{
+	CHECK_EQ(sk_test_run(2, t_submit, NULL), 0);
+	CHECK_EQ(got[0], 101);
+	CHECK_EQ(errs[0], 0);
+	CHECK_EQ(errs[1], -EXDEV);
+	CHECK_EQ(got[2], 100);
+	CHECK_EQ(errs[3], -EINVAL);
+}
+
+static unsigned ran_on[4];
+static sk_future mark(void *arg)
+{
+	(void)arg;
+	ran_on[sk_shard_id()]++;
+	return sk_make_ready(0);
+}
+
+static sk_future t_on_all(void *arg)
+{
+	(void)arg;
+	sk_future_on_done(sk_invoke_on_all(mark, NULL), keep, (void *)0);
+	sk_future_on_done(sk_invoke_on_all(fail_on_odd, NULL), keep, (void *)1);
+	return sk_sleep(5 * SK_NSEC_PER_MSEC);
+}
+
+SK_TEST(invoke_on_all_runs_everywhere_and_reports_errors)
+{
+	memset(ran_on, 0, sizeof(ran_on));
+	CHECK_EQ(sk_test_run(3, t_on_all, NULL), 0);
+	CHECK_EQ(got[0], 3);
+	CHECK_EQ(errs[0], 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(ran_on[i], 1);
+	CHECK_EQ(errs[1], -EXDEV);
+}
+
+/*
+ * Stress: 4 shards each send 100k requests to pseudo-random shards (in
+ * windows), each adding a distinct value to its target's total.  The sum of
+ * totals and the count per shard are checked exactly.
+ */
+#define SH 4
+#define PER_SHARD 100000u
+#define WIN 128
+struct st {
+	_Alignas(64) uint64_t total, hits, sent, rng, replies;
+	sk_future fs[WIN];
+	unsigned k;
+};
+static struct st sts[SH];
+
+static sk_future add(void *arg)
+{
+	struct st *s = &sts[sk_shard_id()];
+	s->total += (uint64_t)(uintptr_t)arg;
+	s->hits++;
+	return sk_make_ready((int64_t)(uintptr_t)arg);
+}
+
+static bool stress_done(void *arg)
+{
+	(void)arg;
+	return sts[sk_shard_id()].sent >= PER_SHARD;
+}
+
+static sk_future stress_collect(void *arg, int64_t v)
+{
+	struct st *s = arg;
+	(void)v;
+	for (unsigned i = 0; i < s->k; i++) {
+		int err;
+		sk_future_get(s->fs[i], &err);
+		if (!err)
+			s->replies++;
+	}
+	return sk_make_ready(0);
+}
+
+static sk_future stress_window(void *arg)
+{
+	(void)arg;
+	unsigned me = sk_shard_id();
+	struct st *s = &sts[me];
+	s->k = 0;
+	while (s->k < WIN && s->sent < PER_SHARD) {
+		s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned target = (unsigned)(s->rng >> 33) % SH;
+		uint64_t v = (uint64_t)me * PER_SHARD + s->sent + 1;
+		s->fs[s->k++] = sk_submit_to(target, add, (void *)(uintptr_t)v);
+		s->sent++;
+	}
+	return sk_future_then(sk_when_all(s->fs, s->k), stress_collect, s);
+}
+
+static sk_future stress_shard(void *arg)
+{
+	(void)arg;
+	sts[sk_shard_id()].rng = sk_shard_id() + 1;
+	return sk_do_until(stress_done, stress_window, NULL);
+}
+
+static sk_future t_stress(void *arg)
+{
+	(void)arg;
+	return sk_test_status0(sk_invoke_on_all(stress_shard, NULL));
+}
+
+SK_TEST(multi_shard_stress_exact_sums)
+{
+	memset(sts, 0, sizeof(sts));
+	CHECK_EQ(sk_test_run(SH, t_stress, NULL), 0);
+	uint64_t total = 0, hits = 0, replies = 0, n = (uint64_t)SH * PER_SHARD;
+	for (unsigned i = 0; i < SH; i++) {
+		total += sts[i].total;
+		hits += sts[i].hits;
+		replies += sts[i].replies;
+		CHECK(sts[i].hits > 0);
+	}
+	CHECK_EQ(hits, n);
+	CHECK_EQ(replies, n);
+	CHECK_EQ(total, n * (n + 1) / 2);
+}
+
+/* The main future's value is the exit status. */
+static sk_future seven(void *arg)
+{
+	(void)arg;
+	return sk_make_ready(7);
+}
+static sk_future failing_main(void *arg)
+{
+	(void)arg;
+	return sk_make_error(-EIO);
+}
+
+SK_TEST(exit_status_comes_from_main)
+{
+	CHECK_EQ(sk_test_run(2, seven, NULL), 7);
+	CHECK_EQ(sk_test_run(2, failing_main, NULL), 1);
+}
+
+/*
+ * Shutdown with work in flight: shard 1 runs a long chain of requests to
+ * shard 0 and shard 0 sleeps for 60 s; a stop is requested.  The chain must
+ * be completed (not dropped), the sleep cancelled, the stop hooks run on
+ * every shard, and the run must end promptly with status 0.
+ */
+static unsigned chain_steps, hooks_ran[2], sleep_cancelled;
+static uint64_t stop_t0;
+
+static sk_future bump(void *arg)
+{
+	(void)arg;
+	return sk_yield();
+}
+static sk_future chain_step(void *arg, int64_t v)
+{
+	(void)arg; (void)v;
+	chain_steps++;
+	return sk_make_ready(chain_steps >= 2000 ? SK_STOP : SK_CONTINUE);
+}
+static sk_future chain_body(void *arg)
+{
+	(void)arg;
+	return sk_future_then(sk_submit_to(0, bump, NULL), chain_step, NULL);
+}
+
+static void hook(void *arg)
+{
+	(void)arg;
+	hooks_ran[sk_shard_id()]++;
+}
+static struct sk_stop_hook hk[2];
+
+static sk_future start_chain(void *arg)
+{
+	(void)arg;
+	hk[1] = (struct sk_stop_hook){ hook, NULL, NULL };
+	sk_reactor_at_stop(&hk[1]);
+	sk_future_ignore(sk_repeat(chain_body, NULL));
+	return sk_make_ready(0);
+}
+
+static void sleep_result(void *arg, int64_t v, int err)
+{
+	(void)arg; (void)v;
+	sleep_cancelled += err == -ECANCELED;
+}
+
+static sk_future stop_now(void *arg, int64_t v)
+{
+	(void)arg; (void)v;
+	stop_t0 = sk_now_ns();
+	if (arg)
+		raise(SIGTERM);
+	else
+		sk_smp_request_stop(0);
+	/* Main never finishes on its own: stopping must end the run. */
+	struct sk_promise *p = sk_promise_new();
+	return sk_promise_future(p);
+}
+
+static sk_future t_shutdown(void *arg)
+{
+	hk[0] = (struct sk_stop_hook){ hook, NULL, NULL };
+	sk_reactor_at_stop(&hk[0]);
+	sk_future_on_done(sk_sleep(60 * SK_NSEC_PER_SEC), sleep_result, NULL);
+	return sk_future_then(sk_submit_to(1, start_chain, NULL), stop_now, arg);
+}
+
+static void shutdown_case(void *how)
+{
+	chain_steps = 0;
+	sleep_cancelled = 0;
+	memset(hooks_ran, 0, sizeof(hooks_ran));
+	CHECK_EQ(sk_test_run(2, t_shutdown, how), 0);
+	uint64_t took = sk_now_ns() - stop_t0;
+	CHECK_EQ(chain_steps, 2000);	/* work in flight was completed */
+	CHECK_EQ(sleep_cancelled, 1);
+	CHECK_EQ(hooks_ran[0], 1);
+	CHECK_EQ(hooks_ran[1], 1);
+	CHECK(took < 2 * SK_NSEC_PER_SEC);
+}
+
+SK_TEST(stop_request_finishes_work_in_flight_and_exits_zero)
+{
+	shutdown_case(NULL);
+}
+
+SK_TEST(sigterm_finishes_work_in_flight_and_exits_zero)
+{
+	shutdown_case((void *)1);
+}
+
+SK_TEST(bad_cpuset_is_refused)
+{
+	struct sk_opts o;
+	sk_opts_init(&o);
+	o.log_level = -1;
+	o.ncpus = 1;
+	o.cpus[0] = 4000;
+	CHECK_EQ(sk_smp_run(&o, seven, NULL), -EINVAL);
+}
+
+SK_TEST(hash_spreads_keys_evenly_over_shards)
+{
+	unsigned count[4] = { 0 };
+	char key[32];
+	for (unsigned i = 0; i < 400000; i++) {
+		int n = snprintf(key, sizeof(key), "key:%u", i);
+		count[sk_shard_of_hash(sk_hash64(key, (size_t)n, 0), 4)]++;
+	}
+	for (int s = 0; s < 4; s++) {
+		CHECK(count[s] > 98000);
+		CHECK(count[s] < 102000);
+	}
+	CHECK(sk_hash64("a", 1, 0) != sk_hash64("b", 1, 0));
+	CHECK(sk_hash64("abcdefgh1", 9, 0) != sk_hash64("abcdefgh2", 9, 0));
+}
