@@ -97,7 +97,7 @@ struct sk_span {
 };
 
 struct sk_class {
-	struct sk_span *cur;		/* allocations come from here */
+	alignas(64) struct sk_span *cur;	/* one cache line per class */		/* allocations come from here */
 	struct sk_span *partial;	/* other spans with free objects */
 	uint32_t size;
 	uint32_t npages;
@@ -431,8 +431,6 @@ static struct sk_span *span_new_small(struct sk_shard *sh, unsigned ci)
 SK_SLOW static void span_event(struct sk_shard *sh, struct sk_span *s,
 		       struct sk_class *c, bool was_full)
 {
-	if (s == c->cur)
-		return;
 	if (s->used == 0) {
 		if (!was_full)
 			list_remove(&c->partial, s);
@@ -611,7 +609,8 @@ static inline void free_small(struct sk_shard *sh, struct sk_span *s, void *p)
 	s->free = p;
 	SK_POISON(p, c->size);
 	stat_add(&c->nfree, 1);
-	if (unlikely(--s->used == 0 || old == NULL))
+	/* The current span needs no event: alloc/free pairs land here. */
+	if (unlikely((--s->used == 0 || old == NULL) && s != c->cur))
 		span_event(sh, s, c, old == NULL);
 }
 
