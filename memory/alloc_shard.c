@@ -807,11 +807,16 @@ void sk_mem_fini(void)
 	void *base = (void *)sk_base;
 	size_t len = sk_range_len;
 	struct sk_shard *shards = sk_shards;
+	unsigned n = sk_nshards;
 	sk_base = 0;
 	sk_range_len = 0;
 	sk_nshards = 0;
 	sk_shards = NULL;
-	SK_UNPOISON(base, len);
+	/* Only what was ever committed can be poisoned: unpoisoning the
+	 * whole reserved range would write gigabytes of ASan shadow. */
+	for (unsigned i = 0; i < n; i++)
+		SK_UNPOISON((void *)(shards[i].base + (shards[i].heap_first << SK_PAGE_SHIFT)),
+			    shards[i].heap_committed);
 	sk_plat_mem_release(base, len);
 	free(shards);
 }

@@ -21,6 +21,7 @@ void sk_opts_init(struct sk_opts *o)
 	o->log_level = SK_LOG_INFO;
 	o->idle_spin_ns = 50000;
 	o->task_budget_ns = 500000;
+	o->stop_grace_ns = 10000000000ull;
 }
 
 int sk_parse_size(const char *s, uint64_t *out)
@@ -93,7 +94,7 @@ int sk_parse_cpuset(const char *s, unsigned *cpus, unsigned max)
 static unsigned long long opt_smp;
 static const char *opt_cpuset, *opt_log_level;
 static uint64_t opt_memory;
-static unsigned long long opt_spin_us, opt_budget_us;
+static unsigned long long opt_spin_us, opt_budget_us, opt_grace_ms;
 static bool opt_help, opt_version;
 
 static const struct sk_option runtime_options[] = {
@@ -103,6 +104,7 @@ static const struct sk_option runtime_options[] = {
 	{ "log-level", 0, SK_OPT_STRING, &opt_log_level, "LEVEL", "error, warn, info, debug or trace" },
 	{ "idle-spin-us", 0, SK_OPT_UINT, &opt_spin_us, "US", "spin this long before an idle shard sleeps" },
 	{ "task-budget-us", 0, SK_OPT_UINT, &opt_budget_us, "US", "task time per reactor round before polling" },
+	{ "stop-grace-ms", 0, SK_OPT_UINT, &opt_grace_ms, "MS", "longest wait for work in flight when stopping" },
 	{ "help", 'h', SK_OPT_FLAG, &opt_help, NULL, "print this help and exit" },
 	{ "version", 'V', SK_OPT_FLAG, &opt_version, NULL, "print the version and exit" },
 	{ 0 },
@@ -229,6 +231,7 @@ int sk_options_parse(const struct sk_program *prog, int argc, char **argv,
 	opt_log_level = NULL;
 	opt_spin_us = o->idle_spin_ns / 1000;
 	opt_budget_us = o->task_budget_ns / 1000;
+	opt_grace_ms = o->stop_grace_ns / 1000000;
 	opt_help = opt_version = false;
 
 	for (int i = 1; i < argc; i++) {
@@ -313,5 +316,6 @@ int sk_options_parse(const struct sk_program *prog, int argc, char **argv,
 	}
 	o->idle_spin_ns = opt_spin_us * 1000;
 	o->task_budget_ns = opt_budget_us ? opt_budget_us * 1000 : o->task_budget_ns;
+	o->stop_grace_ns = opt_grace_ms * 1000000;
 	return 0;
 }

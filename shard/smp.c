@@ -31,7 +31,6 @@
 #include "skerry/shard.h"
 #include "skerry/timer.h"
 
-#define GRACE_NS (10 * SK_NSEC_PER_SEC)
 #define DRAIN_MAX_SLEEP_NS SK_NSEC_PER_MSEC
 
 enum { RUNNING = 0, DRAINING = 1, EXITING = 2 };
@@ -377,8 +376,8 @@ static void coordinate(void)
 		}
 	}
 	if (!go && now >= me->grace_deadline) {
-		sk_log_warn("shutdown: work still in flight after %llu s grace; exiting anyway",
-			    (unsigned long long)(GRACE_NS / SK_NSEC_PER_SEC));
+		sk_log_warn("shutdown: work still in flight after the %llu ms grace period; "
+			    "exiting anyway", (unsigned long long)(smp.opts->stop_grace_ns / SK_NSEC_PER_MSEC));
 		go = true;
 	}
 	if (go) {
@@ -394,7 +393,7 @@ static bool stop_poll(void)
 
 	if (!me->draining) {
 		me->draining = true;
-		me->grace_deadline = sk_plat_now_ns() + GRACE_NS;
+		me->grace_deadline = sk_plat_now_ns() + smp.opts->stop_grace_ns;
 		sk_reactor_set_max_sleep(DRAIN_MAX_SLEEP_NS);
 		sk_reactor_begin_stop();
 		work = true;

@@ -36,7 +36,11 @@ struct sk_mem_config {
 int sk_mem_init(const struct sk_mem_config *cfg);
 /* Undo sk_mem_init() after every shard thread has called sk_mem_thread_exit(). */
 void sk_mem_fini(void);
-/* Make the calling thread shard @shard's allocating thread.  0, -EINVAL. */
+/*
+ * Make the calling thread shard @shard's allocating thread.  0, -EINVAL (no
+ * such shard, not initialised, or this thread is a shard already) or -EBUSY
+ * (another thread is shard @shard).
+ */
 int sk_mem_thread_init(unsigned shard);
 /* The calling thread stops being a shard; drains its return list first. */
 void sk_mem_thread_exit(void);

@@ -14,6 +14,7 @@
  *       --log-level LEVEL  error|warn|info|debug|trace (default info)
  *       --idle-spin-us N   spin this long before a shard sleeps (default 50)
  *       --task-budget-us N task time per reactor round (default 500)
+ *       --stop-grace-ms N  longest wait for work in flight at shutdown (10000)
  *   -h, --help             this text;  -V, --version
  */
 #ifndef SKERRY_OPTIONS_H
@@ -33,6 +34,7 @@ struct sk_opts {
 	int log_level;
 	uint64_t idle_spin_ns;
 	uint64_t task_budget_ns;
+	uint64_t stop_grace_ns;		/* longest wait for work at shutdown */
 };
 
 enum sk_opt_type {
