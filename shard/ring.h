@@ -12,6 +12,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SK_RING_SIZE 1024u		/* entries, power of two */
@@ -28,6 +29,11 @@ struct sk_ring {
 	_Alignas(64) _Atomic uint32_t tail;	/* released by the consumer */
 	_Alignas(64) struct sk_ring_msg slots[SK_RING_SIZE];
 };
+
+_Static_assert(sizeof(struct sk_ring_msg) == 16, "four entries per cache line");
+_Static_assert(offsetof(struct sk_ring, tail) - offsetof(struct sk_ring, head) >= 64 &&
+	       offsetof(struct sk_ring, slots) - offsetof(struct sk_ring, tail) >= 64,
+	       "producer and consumer indices must not share a cache line");
 
 /* Producer-private view of one ring. */
 struct sk_ring_prod {

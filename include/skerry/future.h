@@ -36,6 +36,9 @@ typedef struct sk_future {
 
 #define SK_FUT_FAILED ((struct sk_fstate *)(uintptr_t)1)
 
+/* Two registers: returned in rax:rdx on x86-64, never through memory. */
+_Static_assert(sizeof(sk_future) == 16, "sk_future must stay 16 bytes");
+
 #define SK_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define SK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

@@ -39,5 +39,15 @@ for d in $(find . -path './build*' -prune -o -path './.git' -prune -o \( -name '
 done
 if [ -z "$missing" ]; then ok "every_source_directory_has_a_readme"; else bad "every_source_directory_has_a_readme" "$missing"; fi
 
+# Every public header compiles on its own (no hidden include-order needs).
+hdr_errs=""
+for h in include/skerry/*.h; do
+	if ! out=$(printf '#include "skerry/%s"\n' "$(basename "$h")" |
+		   ${CC:-cc} -std=c17 -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c - 2>&1); then
+		hdr_errs+="$h: $out"$'\n'
+	fi
+done
+if [ -z "$hdr_errs" ]; then ok "public_headers_compile_alone"; else bad "public_headers_compile_alone" "$hdr_errs"; fi
+
 echo "# test_layers: $passed passed, $failed failed"
 [ $failed -eq 0 ]
