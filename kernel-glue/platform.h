@@ -46,7 +46,8 @@ int sk_plat_thread_start(struct sk_plat_thread **out, int cpu,
 			 void (*fn)(void *), void *arg);
 /* Wait for a thread started above to return, and free its handle. */
 int sk_plat_thread_join(struct sk_plat_thread *t);
-/* Pin the calling thread to OS cpu @cpu.  Returns 0 or -errno. */
+/* Pin the calling thread to OS cpu @cpu (-1: every CPU the process may
+ * use, i.e. undo a pin).  Returns 0 or -errno. */
 int sk_plat_pin_self(int cpu);
 
 /* ---- time --------------------------------------------------------------- */

@@ -51,7 +51,7 @@
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 
 #define SK_CHUNK	((size_t)SK_PLAT_HUGE_PAGE)	/* commit step */
-#define SK_MAX_SHARDS	4096u
+#define SK_MEM_MAX_SHARDS	4096u
 
 struct je_shard {
 	extent_hooks_t hooks;		/* first: the hook finds its shard by it */
@@ -358,7 +358,7 @@ bool sk_mem_remote_pending(void)
 
 int sk_mem_init(const struct sk_mem_config *cfg)
 {
-	if (!cfg || cfg->nshards == 0 || cfg->nshards > SK_MAX_SHARDS)
+	if (!cfg || cfg->nshards == 0 || cfg->nshards > SK_MEM_MAX_SHARDS)
 		return -EINVAL;
 	if (sk_shards)
 		return -EBUSY;

@@ -65,7 +65,7 @@
 #define SK_PAGE		((size_t)1 << SK_PAGE_SHIFT)
 #define SK_CHUNK	((size_t)SK_PLAT_HUGE_PAGE)	/* commit step */
 #define SK_MIN_SLICE	((size_t)1 << 30)	/* virtual, per shard */
-#define SK_MAX_SHARDS	4096u
+#define SK_MEM_MAX_SHARDS	4096u
 
 /* Size classes: 16-byte steps to 128, then 4 per power of two to 16 KiB. */
 #define SK_NCLASSES	36
@@ -745,7 +745,7 @@ static size_t meta_bytes(size_t slice)
 
 int sk_mem_init(const struct sk_mem_config *cfg)
 {
-	if (!cfg || cfg->nshards == 0 || cfg->nshards > SK_MAX_SHARDS)
+	if (!cfg || cfg->nshards == 0 || cfg->nshards > SK_MEM_MAX_SHARDS)
 		return -EINVAL;
 	if (sk_shards)
 		return -EBUSY;

@@ -8,6 +8,7 @@
 
 #include "reactor_impl.h"
 #include "skerry/metrics.h"
+#include "skerry/options.h"
 
 struct metric_def {
 	char name[64];
@@ -81,7 +82,7 @@ uint64_t sk_metric_shard(int id, unsigned shard)
 uint64_t sk_metric_total(int id)
 {
 	uint64_t sum = 0;
-	for (unsigned s = 0; s < 64; s++)
+	for (unsigned s = 0; s < SK_MAX_SHARDS; s++)
 		sum += sk_metric_shard(id, s);
 	return sum;
 }

@@ -7,10 +7,11 @@
  *          -> idle(): spin idle_spin_ns, then sleep on the futex word
  *          `wake_seq` until the next timer or sk_reactor_wake().
  *
- * Sleeping is a Dekker-style handshake: the sleeper sets `sleeping`, then
- * asks every poller's pure_poll() once more; a waker publishes its work,
- * then reads `sleeping` (both sides with sequentially consistent fences).
- * One of the two always sees the other, so a wake-up is never lost.
+ * Sleeping is a Dekker-style handshake: the sleeper stores `sleeping`,
+ * then asks every poller's pure_poll() once more; a waker publishes its
+ * work, then loads `sleeping`.  A sequentially consistent fence sits between
+ * the store and the loads on each side, so at least one of the two sees the
+ * other and a wake-up is never lost.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,11 +21,12 @@
 #include "reactor_impl.h"
 #include "skerry/alloc.h"
 #include "skerry/log.h"
+#include "skerry/options.h"
 
 _Thread_local struct sk_reactor *sk__reactor;
 
 /* Reactors by shard id, so any thread can wake one or read its counters. */
-static struct sk_reactor *_Atomic reactors[64];
+static struct sk_reactor *_Atomic reactors[SK_MAX_SHARDS];
 
 struct sk_reactor *sk_reactor_local(void)
 {
@@ -33,7 +35,7 @@ struct sk_reactor *sk_reactor_local(void)
 
 struct sk_reactor *sk_reactor_of(unsigned id)
 {
-	return id < 64 ? atomic_load(&reactors[id]) : NULL;
+	return id < SK_MAX_SHARDS ? atomic_load(&reactors[id]) : NULL;
 }
 
 unsigned sk_reactor_id(void)
@@ -62,7 +64,7 @@ struct sk_reactor *sk_reactor_create(unsigned id, const struct sk_reactor_config
 {
 	struct sk_reactor *r;
 
-	if (id >= 64)
+	if (id >= SK_MAX_SHARDS)
 		return NULL;
 	r = sk_alloc_aligned(64, sizeof(*r));
 	if (!r)
@@ -232,7 +234,8 @@ static void sleep_until_woken(struct sk_reactor *r, uint64_t now)
 		timeout = r->max_sleep_ns;
 	if (timeout == 0)
 		return;
-	atomic_store(&r->sleeping, 1);	/* seq_cst: pairs with sk_reactor_wake */
+	atomic_store(&r->sleeping, 1);
+	atomic_thread_fence(memory_order_seq_cst);	/* pairs with sk_reactor_wake */
 	if (!pure_poll_all(r) && !r->stop) {
 		sk_plat_wait((uint32_t *)&r->wake_seq, seq, timeout);
 		sk__counter_add(r, sk__m_sleeps, 1);
@@ -245,7 +248,6 @@ void sk_reactor_run(struct sk_reactor *r)
 	uint64_t idle_since = 0;
 	uint64_t t0 = sk_plat_now_ns();
 
-	r->stop = false;
 	while (!r->stop) {
 		uint64_t now = sk_plat_now_ns();
 		bool work = run_tasks(r, now);
@@ -264,6 +266,8 @@ void sk_reactor_run(struct sk_reactor *r)
 			sk_plat_cpu_relax();
 			continue;
 		}
+		/* The spin was polling work: count it as busy. */
+		sk__counter_add(r, sk__m_busy_ns, now - t0);
 		sleep_until_woken(r, now);
 		uint64_t after = sk_plat_now_ns();
 		sk__counter_add(r, sk__m_sleep_ns, after - now);

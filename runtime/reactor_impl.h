@@ -32,6 +32,7 @@ struct sk_reactor {
 	/* Timers: binary min-heap ordered by (deadline, seq). */
 	struct sk_timer **heap;
 	uint32_t heap_n, heap_cap;
+	uint32_t heap_background;	/* armed timers with SK_TIMER_BACKGROUND */
 	uint64_t timer_seq;
 
 	/* Written by other threads: keep away from the hot fields. */

@@ -64,6 +64,8 @@ static void heap_remove(struct sk_reactor *r, struct sk_timer *t)
 	uint32_t i = t->slot - 1;
 	struct sk_timer *last = r->heap[--r->heap_n];
 	t->slot = 0;
+	if (t->flags & SK_TIMER_BACKGROUND)
+		r->heap_background--;
 	if (last == t)
 		return;
 	place(r, i, last);
@@ -94,6 +96,8 @@ int sk_timer_arm_at(struct sk_timer *t, uint64_t deadline_ns)
 	}
 	t->deadline = deadline_ns;
 	t->seq = r->timer_seq++;
+	if (t->flags & SK_TIMER_BACKGROUND)
+		r->heap_background++;
 	r->heap[r->heap_n++] = t;
 	sift_up(r, r->heap_n - 1);
 	return 0;
@@ -124,6 +128,11 @@ bool sk_timer_cancel(struct sk_timer *t)
 unsigned sk_timer_count(void)
 {
 	return sk__reactor ? sk__reactor->heap_n : 0;
+}
+
+unsigned sk_timer_count_foreground(void)
+{
+	return sk__reactor ? sk__reactor->heap_n - sk__reactor->heap_background : 0;
 }
 
 uint64_t sk__timer_next(struct sk_reactor *r)
@@ -168,42 +177,24 @@ bool sk__timer_poll(void *arg)
 	return fired > 0;
 }
 
+/*
+ * Fire every STOP_EARLY timer.  The heap is searched again after each
+ * callback rather than from a snapshot: a callback may cancel, free or
+ * re-arm other timers.  O(n^2) in the worst case, once, at shutdown.
+ */
 void sk__timer_fire_stop_early(struct sk_reactor *r)
 {
-	uint32_t n = 0;
-	struct sk_timer **list;
-
-	for (uint32_t i = 0; i < r->heap_n; i++)
-		n += (r->heap[i]->flags & SK_TIMER_STOP_EARLY) != 0;
-	if (!n)
-		return;
-	list = sk_alloc(n * sizeof(*list));
-	if (!list) {
-		/* No memory to collect them: fire one at a time. */
-		for (uint32_t i = 0; i < r->heap_n;) {
-			struct sk_timer *t = r->heap[i];
-			if (t->flags & SK_TIMER_STOP_EARLY) {
-				heap_remove(r, t);
-				t->cb(t);
-				i = 0;
-			} else {
-				i++;
-			}
-		}
-		return;
-	}
-	n = 0;
-	for (uint32_t i = 0; i < r->heap_n; i++)
-		if (r->heap[i]->flags & SK_TIMER_STOP_EARLY)
-			list[n++] = r->heap[i];
-	for (uint32_t i = 0; i < n; i++) {
-		/* An earlier callback may have cancelled this one. */
-		if (list[i]->slot) {
-			heap_remove(r, list[i]);
-			list[i]->cb(list[i]);
+	uint64_t seq_limit = r->timer_seq;	/* not timers armed by callbacks */
+	for (uint32_t i = 0; i < r->heap_n;) {
+		struct sk_timer *t = r->heap[i];
+		if ((t->flags & SK_TIMER_STOP_EARLY) && t->seq < seq_limit) {
+			heap_remove(r, t);
+			t->cb(t);
+			i = 0;
+		} else {
+			i++;
 		}
 	}
-	sk_free(list);
 }
 
 void sk__timer_fini(struct sk_reactor *r)
@@ -211,6 +202,7 @@ void sk__timer_fini(struct sk_reactor *r)
 	for (uint32_t i = 0; i < r->heap_n; i++)
 		r->heap[i]->slot = 0;
 	r->heap_n = 0;
+	r->heap_background = 0;
 	sk_free(r->heap);
 	r->heap = NULL;
 	r->heap_cap = 0;

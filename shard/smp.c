@@ -263,9 +263,8 @@ sk_future sk_invoke_on_all(sk_future (*fn)(void *arg), void *arg)
 static bool consume(void)
 {
 	uint64_t got = 0;
+	/* Our own ring too: sk_smp_post() to ourselves runs on the next poll. */
 	for (unsigned s = 0; s < smp.n; s++) {
-		if (s == me->id)
-			continue;
 		struct sk_ring *r = ring(s, me->id);
 		uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -276,6 +275,10 @@ static bool consume(void)
 			struct sk_ring_msg m = r->slots[tail & SK_RING_MASK];
 			tail++;
 			m.fn(m.arg);
+			/* Hand space back in batches so a producer with a
+			 * backlog is not held up for the whole ring. */
+			if ((tail & (4 * SK_RING_BATCH - 1)) == 0)
+				atomic_store_explicit(&r->tail, tail, memory_order_release);
 		}
 		atomic_store_explicit(&r->tail, tail, memory_order_release);
 	}
@@ -286,14 +289,22 @@ static bool consume(void)
 	return got != 0;
 }
 
+/*
+ * The poller's pure_poll: entries to run, entries of ours still to push or
+ * publish (a shard must not sleep on its own backlog: the consumer does
+ * not wake producers), or a shutdown step to take.
+ */
 static bool rings_pending(void *arg)
 {
 	struct shard *sh = arg;
-	for (unsigned s = 0; s < smp.n; s++)
-		if (s != sh->id && !sk_ring_empty(ring(s, sh->id)))
+	for (unsigned s = 0; s < smp.n; s++) {
+		if (!sk_ring_empty(ring(s, sh->id)))
 			return true;
-	return atomic_load_explicit(&smp.state, memory_order_relaxed) != RUNNING &&
-	       !sh->draining;
+		if (sh->bl_head[s] || sh->out[s].head != sh->out[s].published)
+			return true;
+	}
+	int state = atomic_load_explicit(&smp.state, memory_order_relaxed);
+	return (state != RUNNING && !sh->draining) || state == EXITING;
 }
 
 /* ---- shutdown -------------------------------------------------------- */
@@ -325,12 +336,12 @@ static void on_signal(int signo)
 
 static bool locally_idle(void)
 {
-	if (sk_reactor_tasks_pending() || me->in_flight || sk_timer_count())
+	if (sk_reactor_tasks_pending() || me->in_flight || sk_timer_count_foreground())
 		return false;
 	for (unsigned s = 0; s < smp.n; s++) {
 		if (me->bl_head[s] || me->out[s].head != me->out[s].published)
 			return false;
-		if (s != me->id && !sk_ring_empty(ring(s, me->id)))
+		if (!sk_ring_empty(ring(s, me->id)))
 			return false;
 	}
 	return true;
@@ -472,9 +483,17 @@ static bool barrier(_Atomic uint32_t *count, bool stop_on_failure)
 	return !atomic_load(&smp.failed);
 }
 
+static void pin(struct shard *sh)
+{
+	int rc = sk_plat_pin_self(sh->cpu);
+	if (rc < 0)
+		sk_log_warn("shard %u: cannot pin to CPU %d: %s", sh->id, sh->cpu, strerror(-rc));
+}
+
 static void shard_thread(void *arg)
 {
 	struct shard *sh = arg;
+	pin(sh);
 	int rc = shard_setup(sh);
 	if (rc < 0) {
 		sk_log_error("shard %u: could not start: %s", sh->id, strerror(-rc));
@@ -576,7 +595,7 @@ int sk_smp_run(const struct sk_opts *o, sk_main_fn main_fn, void *arg)
 	unsigned started = 1;
 	rc = 0;
 	for (unsigned i = 1; i < n; i++) {
-		rc = sk_plat_thread_start(&smp.shards[i].thread, cpu_of[i],
+		rc = sk_plat_thread_start(&smp.shards[i].thread, -1,
 					  shard_thread, &smp.shards[i]);
 		if (rc < 0) {
 			sk_log_error("shard %u: cannot start thread: %s", i, strerror(-rc));
@@ -586,7 +605,7 @@ int sk_smp_run(const struct sk_opts *o, sk_main_fn main_fn, void *arg)
 		started++;
 	}
 
-	sk_plat_pin_self(cpu_of[0]);
+	pin(&smp.shards[0]);
 	int src = shard_setup(&smp.shards[0]);
 	if (src < 0) {
 		sk_log_error("shard 0: could not start: %s", strerror(-src));
@@ -607,6 +626,7 @@ int sk_smp_run(const struct sk_opts *o, sk_main_fn main_fn, void *arg)
 	for (unsigned i = 1; i < started; i++)
 		sk_plat_thread_join(smp.shards[i].thread);
 	shard_teardown(&smp.shards[0]);
+	sk_plat_pin_self(-1);	/* the caller gets its CPUs back */
 
 	status = rc < 0 ? rc : atomic_load(&smp.status);
 	sk_free(smp.rings);

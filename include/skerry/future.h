@@ -23,6 +23,7 @@
 #ifndef SKERRY_FUTURE_H
 #define SKERRY_FUTURE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,10 +55,10 @@ static inline sk_future sk_make_ready_ptr(void *p)
 	return (sk_future){ NULL, (int64_t)(intptr_t)p };
 }
 
-/* @err is a negative errno (a positive one is negated). */
+/* @err is a negative errno (a positive one is negated, 0 becomes -EIO). */
 static inline sk_future sk_make_error(int err)
 {
-	return (sk_future){ SK_FUT_FAILED, err > 0 ? -err : err };
+	return (sk_future){ SK_FUT_FAILED, err > 0 ? -err : (err ? err : -EIO) };
 }
 
 /* ---- inspecting futures -------------------------------------------------- */

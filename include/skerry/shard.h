@@ -12,7 +12,8 @@
  * Shutdown: when the main future resolves, sk_smp_request_stop() is called,
  * or SIGINT/SIGTERM arrives, every shard runs its at-stop hooks, cancels its
  * sleeps, finishes the work in flight (cross-shard requests complete, rings
- * drain) and then all shards exit together; a grace period bounds the wait.
+ * drain, armed timers that are not SK_TIMER_BACKGROUND fire) and then all
+ * shards exit together; a grace period (--stop-grace-ms) bounds the wait.
  * A second signal ends the process at once.
  */
 #ifndef SKERRY_SHARD_H
@@ -60,16 +61,21 @@ sk_future sk_submit_to(unsigned shard, sk_future (*fn)(void *arg), void *arg);
 sk_future sk_invoke_on_all(sk_future (*fn)(void *arg), void *arg);
 
 /*
- * One-way message: fn(arg) runs on @shard, nothing comes back.  No
- * allocation.  Returns 0, -ENOBUFS when the ring to @shard is full (try
- * again after a reactor round), -EINVAL for a bad shard.
+ * One-way message: fn(arg) runs on @shard, nothing comes back (on the
+ * calling shard itself: at its next poll).  No allocation.  Returns 0,
+ * -ENOBUFS when the ring to @shard is full (try again after a reactor
+ * round), -EINVAL for a bad shard or when called outside a shard.
  */
 int sk_smp_post(unsigned shard, void (*fn)(void *arg), void *arg);
 
 /* Publish this shard's pending ring entries now (otherwise done per round). */
 void sk_smp_flush(void);
 
-/* Ask every shard to stop; the program exits with @status. Any thread. */
+/*
+ * Ask every shard to stop; the program exits with @status.  Call it from a
+ * shard or a signal handler (other threads may race with the shards'
+ * teardown).
+ */
 void sk_smp_request_stop(int status);
 
 /* The shard that owns hash @h (an even split of the 64-bit hash space). */
@@ -80,7 +86,7 @@ static inline unsigned sk_shard_of_hash(uint64_t h, unsigned nshards)
 /* A fast 64-bit hash of a key (for key -> owner shard). */
 uint64_t sk_hash64(const void *key, size_t len, uint64_t seed);
 
-/* Counters of the cross-shard queues of the calling shard. */
+/* Counters of shard @shard's cross-shard queues (zeros for a bad id). */
 struct sk_smp_stats {
 	uint64_t sent;		/* entries this shard pushed to others */
 	uint64_t received;	/* entries this shard ran from others */

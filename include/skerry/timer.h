@@ -26,8 +26,14 @@ struct sk_timer {
 	void *arg;
 };
 
-/* Fire this timer at once when the shard begins to stop (see sk_sleep). */
+/*
+ * Flags, set before arming.  STOP_EARLY: fire at once when the shard begins
+ * to stop (see sk_sleep).  BACKGROUND: housekeeping (stats clocks, expiry
+ * sweeps) that does not hold up shutdown; other armed timers count as work
+ * in flight, and the shards wait for them (up to the grace period).
+ */
 #define SK_TIMER_STOP_EARLY 1u
+#define SK_TIMER_BACKGROUND 2u
 
 void sk_timer_init(struct sk_timer *t, void (*cb)(struct sk_timer *t), void *arg);
 /*
@@ -44,8 +50,9 @@ static inline bool sk_timer_armed(const struct sk_timer *t)
 {
 	return t->slot != 0;
 }
-/* Number of armed timers of this shard. */
+/* Number of armed timers of this shard, and of those not BACKGROUND. */
 unsigned sk_timer_count(void);
+unsigned sk_timer_count_foreground(void);
 
 /*
  * A future that resolves with 0 after @ns, or with -ECANCELED if the shard

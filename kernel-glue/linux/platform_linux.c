@@ -122,12 +122,13 @@ struct sk_plat_thread {
 
 int sk_plat_pin_self(int cpu)
 {
-	if (cpu < 0)
-		return 0;
 	if (sk_plat_init() < 0)
 		return -ENODEV;
 	hwloc_bitmap_t set = hwloc_bitmap_alloc();
-	hwloc_bitmap_only(set, (unsigned)cpu);
+	if (cpu < 0)
+		hwloc_bitmap_copy(set, hwloc_topology_get_allowed_cpuset(topo));
+	else
+		hwloc_bitmap_only(set, (unsigned)cpu);
 	int rc = hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_THREAD);
 	hwloc_bitmap_free(set);
 	return rc < 0 ? -errno : 0;
@@ -141,7 +142,8 @@ static void *thread_main(void *p)
 	/* Termination signals are for the process, not for shard threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	sk_plat_pin_self(t->cpu);
+	if (t->cpu >= 0)
+		sk_plat_pin_self(t->cpu);
 	t->fn(t->arg);
 	return NULL;
 }
@@ -290,7 +292,22 @@ int sk_plat_mem_commit(void *addr, size_t len)
 			       MAP_HUGETLB | MAP_POPULATE, -1, 0);
 		if (p != MAP_FAILED)
 			return 0;
-		/* Hugepages ran out: this range falls back to normal pages. */
+		/*
+		 * The pool ran dry.  A failed MAP_FIXED may already have
+		 * unmapped our reservation, so map the range again (normal
+		 * pages, read-write) instead of trusting mprotect: otherwise
+		 * the hole could be handed to someone else and later
+		 * overwritten by our own MAP_FIXED.
+		 */
+		atomic_store(&huge_mode, 0);
+		snprintf(mem_source, sizeof(mem_source),
+			 "2 MiB hugepages until they ran out, then 4 KiB pages");
+		p = mmap(addr, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		madvise(addr, len, MADV_HUGEPAGE);
+		return 0;
 	}
 	if (mprotect(addr, len, PROT_READ | PROT_WRITE) < 0)
 		return -ENOMEM;
@@ -332,9 +349,11 @@ static void (*volatile term_fn)(int);
 
 static void term_handler(int signo)
 {
+	int saved = errno;	/* the callback's futex calls may clobber it */
 	void (*fn)(int) = term_fn;
 	if (fn)
 		fn(signo);
+	errno = saved;
 }
 
 int sk_plat_on_terminate(void (*fn)(int signo))

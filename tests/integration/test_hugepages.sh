@@ -58,6 +58,19 @@ if echo $((old + 128)) >$knob 2>/dev/null &&
 else
 	bad "uses_free_hugepages_and_says_so" "could not reserve 2 MiB hugepages (need root and free memory)"
 fi
+
+# A pool too small for two shards: commits fall back to normal pages
+# mid-run instead of failing (or leaving holes in the reservation).
+if echo $((old + 2)) >$knob 2>/dev/null; then
+	out=$("$demo" -n 300000 2>&1); rc=$?
+	if [ $rc -eq 0 ] && grep -q ': OK$' <<<"$out"; then
+		ok "hugepage_pool_running_dry_falls_back"
+	else
+		bad "hugepage_pool_running_dry_falls_back" "rc=$rc out=$out"
+	fi
+else
+	bad "hugepage_pool_running_dry_falls_back" "cannot set vm.nr_hugepages (need root)"
+fi
 restore
 
 echo "# test_hugepages: $passed passed, $failed failed"

@@ -12,6 +12,7 @@
 #define SK_TEST_H
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@ struct sk_test_case {
 #define SK_TEST_MAX 256
 static struct sk_test_case sk_test_cases[SK_TEST_MAX];
 static int sk_test_ncases;
-static int sk_test_failed_checks;
+/* Atomic: checks may run on several shard threads at once. */
+static _Atomic int sk_test_failed_checks;
 
 static inline void sk_test_register(const char *name, void (*fn)(void))
 {
