@@ -88,17 +88,36 @@ static void resolve(struct sk_fstate *st, int64_t v, int err)
 	}
 }
 
+/*
+ * If @f's outcome is known, consume @f: store its value (0 on failure) and
+ * its error (0 on success), free its state block, return true.  Otherwise
+ * leave @f alone and return false.
+ */
+static bool take(sk_future f, int64_t *v, int *err)
+{
+	if (f.st == NULL) {
+		*v = f.v;
+		*err = 0;
+	} else if (f.st == SK_FUT_FAILED) {
+		*v = 0;
+		*err = (int)f.v;
+	} else if (f.st->resolved) {
+		*err = f.st->err;
+		*v = *err ? 0 : f.st->v;
+		sk_free(f.st);
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* Hand the outcome of @r to @down (now, or when @r resolves). */
 static void deliver(struct sk_fstate *down, sk_future r)
 {
-	if (r.st == NULL) {
-		resolve(down, r.v, 0);
-	} else if (r.st == SK_FUT_FAILED) {
-		resolve(down, 0, (int)r.v);
-	} else if (r.st->resolved) {
-		int64_t v = r.st->v;
-		int err = r.st->err;
-		sk_free(r.st);
+	int64_t v;
+	int err;
+
+	if (take(r, &v, &err)) {
 		resolve(down, v, err);
 	} else {
 		r.st->kind = K_FORWARD;
@@ -142,13 +161,11 @@ static void run_cont(struct sk_task *t)
 sk_future sk__then_pending(sk_future f, int kind, void *fn, void *arg)
 {
 	struct sk_fstate *s = f.st, *d;
+	int64_t v;
+	int err;
 
-	if (s->resolved) {
-		int64_t v = s->v;
-		int err = s->err;
-		sk_free(s);
+	if (take(f, &v, &err))
 		return apply(kind, fn, arg, v, err);
-	}
 	d = fstate_new();
 	if (!d) {
 		s->kind = K_IGNORE;
@@ -167,15 +184,11 @@ sk_future sk__then_pending(sk_future f, int kind, void *fn, void *arg)
  */
 static void on_done(sk_future f, done_fn fn, void *arg)
 {
-	if (f.st == NULL) {
-		fn(arg, f.v, 0);
-	} else if (f.st == SK_FUT_FAILED) {
-		fn(arg, 0, (int)f.v);
-	} else if (f.st->resolved) {
-		int64_t v = f.st->v;
-		int err = f.st->err;
-		sk_free(f.st);
-		fn(arg, err ? 0 : v, err);
+	int64_t v;
+	int err;
+
+	if (take(f, &v, &err)) {
+		fn(arg, v, err);
 	} else {
 		f.st->kind = K_DONE;
 		f.st->fn = (void *)fn;
@@ -208,18 +221,8 @@ int64_t sk_future_get(sk_future f, int *err)
 	int64_t v;
 	int e;
 
-	if (f.st == NULL) {
-		v = f.v;
-		e = 0;
-	} else if (f.st == SK_FUT_FAILED) {
-		v = 0;
-		e = (int)f.v;
-	} else {
-		SK_ASSERT(f.st->resolved);
-		e = f.st->err;
-		v = e ? 0 : f.st->v;
-		sk_free(f.st);
-	}
+	bool available = take(f, &v, &e);
+	SK_ASSERT(available);	/* get() is for available futures only */
 	if (err)
 		*err = e;
 	return v;
