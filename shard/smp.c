@@ -44,7 +44,7 @@ struct work {
 	struct sk_promise *p;
 	int64_t v;
 	int err;
-	unsigned src, dst;
+	unsigned src;			/* where the completion goes */
 };
 
 struct shard {
@@ -220,42 +220,34 @@ sk_future sk_submit_to(unsigned shard, sk_future (*fn)(void *arg), void *arg)
 	w->fn = fn;
 	w->arg = arg;
 	w->src = me->id;
-	w->dst = shard;
 	f = sk_promise_future(w->p);
 	me->in_flight++;
 	send_work(shard, w);
 	return f;
 }
 
-struct on_all {
-	unsigned n;
-	sk_future fs[];
-};
-
 static sk_future on_all_done(void *arg, int64_t v, int err)
 {
-	struct on_all *a = arg;
-	sk_free(a);
+	sk_free(arg);	/* the futures array */
 	return err ? sk_make_error(err) : sk_make_ready(v);
 }
 
 sk_future sk_invoke_on_all(sk_future (*fn)(void *arg), void *arg)
 {
 	unsigned n = sk_shard_count();
-	struct on_all *a;
+	sk_future *fs;
 
 	if (!me)
 		return sk_make_error(-EINVAL);
-	a = sk_alloc(sizeof(*a) + n * sizeof(a->fs[0]));
-	if (!a)
+	fs = sk_alloc(n * sizeof(*fs));
+	if (!fs)
 		return sk_make_error(-ENOMEM);
-	a->n = n;
 	/* Others first, so they work while we run our own share. */
 	for (unsigned i = 1; i <= n; i++) {
 		unsigned s = (me->id + i) % n;
-		a->fs[s] = sk_submit_to(s, fn, arg);
+		fs[s] = sk_submit_to(s, fn, arg);
 	}
-	return sk_future_then_wrapped(sk_when_all(a->fs, n), on_all_done, a);
+	return sk_future_then_wrapped(sk_when_all(fs, n), on_all_done, fs);
 }
 
 /* ---- receiving ------------------------------------------------------- */
