@@ -45,7 +45,7 @@
 #include <jemalloc/jemalloc.h>
 
 #include "platform.h"
-#include <skerry/alloc.h>
+#include "skerry/alloc.h"
 
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)

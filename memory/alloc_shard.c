@@ -45,7 +45,7 @@
 #include <string.h>
 
 #include "platform.h"
-#include <skerry/alloc.h>
+#include "skerry/alloc.h"
 
 #if defined(SK_SANITIZE) && SK_SANITIZE
 #include <sanitizer/asan_interface.h>

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <skerry/alloc.h>
+#include "skerry/alloc.h"
 
 #define REPS		5
 #define BATCH		256

@@ -24,7 +24,7 @@ check_layer() {
 		while read -r h; do
 			l=${layer_of[$h]:-0}
 			[ "$l" -gt "$level" ] && bad_lines+="$f includes skerry/$h"$'\n'
-		done < <(grep -oE '#include "skerry/[a-z_]+\.h"' "$f" | sed -E 's/.*skerry\/(.*)"/\1/')
+		done < <(grep -oE '#include [<"]skerry/[a-z_]+\.h[>"]' "$f" | sed -E 's/.*skerry\/([a-z_]+\.h).*/\1/')
 	done
 	if [ -z "$bad_lines" ]; then ok "layer_${dir//\//_}_includes_only_lower_layers"; else bad "layer_${dir//\//_}_includes_only_lower_layers" "$bad_lines"; fi
 }

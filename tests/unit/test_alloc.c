@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <skerry/alloc.h>
+#include "skerry/alloc.h"
 
 #include "sk_test.h"
 
