@@ -3,7 +3,7 @@
 #  1. nothing above kernel-glue/ includes an OS-only header;
 #  2. each layer includes only the public headers of its own layer or those
 #     below it (apps -> shard -> runtime -> memory -> kernel-glue);
-#  3. every directory with sources has a README.
+#  3. every directory with sources has its own README.
 cd "$(dirname "$0")/../.."
 passed=0
 failed=0
@@ -33,9 +33,7 @@ check_layer runtime 2
 check_layer shard 3
 missing=""
 for d in $(find . -path './build*' -prune -o -path './.git' -prune -o \( -name '*.c' -o -name '*.h' \) -print | xargs -n1 dirname | sed 's|^\./||' | sort -u); do
-	# Its own README, or its parent's (but not the top-level README).
-	p=$(dirname "$d")
-	[ -f "$d/README.md" ] || { [ "$p" != . ] && [ -f "$p/README.md" ]; } || missing+="$d "
+	[ -f "$d/README.md" ] || missing+="$d "
 done
 if [ -z "$missing" ]; then ok "every_source_directory_has_a_readme"; else bad "every_source_directory_has_a_readme" "$missing"; fi
 
