@@ -45,13 +45,10 @@
 #include <jemalloc/jemalloc.h>
 
 #include "platform.h"
+#include "mem_common.h"
 #include "skerry/alloc.h"
 
-#define likely(x)	__builtin_expect(!!(x), 1)
-#define unlikely(x)	__builtin_expect(!!(x), 0)
 
-#define SK_CHUNK	((size_t)SK_PLAT_HUGE_PAGE)	/* commit step */
-#define SK_MEM_MAX_SHARDS	4096u
 
 struct je_shard {
 	extent_hooks_t hooks;		/* first: the hook finds its shard by it */
@@ -91,17 +88,6 @@ static size_t sk_large_min;	/* smallest large size class of jemalloc */
 
 static _Thread_local struct je_shard *sk_self
 	__attribute__((tls_model("initial-exec")));
-
-static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-			      memory_order_release);
-}
-
-static inline uint64_t stat_get(_Atomic uint64_t *c)
-{
-	return atomic_load_explicit(c, memory_order_acquire);
-}
 
 /* ---- extent hooks: each arena lives in its shard's slice ------------------ */
 
@@ -358,15 +344,12 @@ bool sk_mem_remote_pending(void)
 
 int sk_mem_init(const struct sk_mem_config *cfg)
 {
-	if (!cfg || cfg->nshards == 0 || cfg->nshards > SK_MEM_MAX_SHARDS)
-		return -EINVAL;
+	size_t budget;
+	int rc = sk__mem_budget(cfg, &budget);
+	if (rc < 0)
+		return rc;
 	if (sk_shards)
 		return -EBUSY;
-	size_t budget = cfg->bytes_per_shard;
-	if (budget == 0)
-		budget = (size_t)(sk_plat_mem_total() / cfg->nshards);
-	if (budget < 2 * SK_CHUNK)
-		return -EINVAL;
 
 	/* Room for jemalloc's own metadata and retained growth: 2x budget. */
 	unsigned shift = 30;

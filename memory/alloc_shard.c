@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "platform.h"
+#include "mem_common.h"
 #include "skerry/alloc.h"
 
 #if defined(SK_SANITIZE) && SK_SANITIZE
@@ -58,14 +59,10 @@
 
 /* Slow paths stay out of line so the fast paths need no stack frame. */
 #define SK_SLOW		__attribute__((noinline, cold))
-#define likely(x)	__builtin_expect(!!(x), 1)
-#define unlikely(x)	__builtin_expect(!!(x), 0)
 
 #define SK_PAGE_SHIFT	12
 #define SK_PAGE		((size_t)1 << SK_PAGE_SHIFT)
-#define SK_CHUNK	((size_t)SK_PLAT_HUGE_PAGE)	/* commit step */
 #define SK_MIN_SLICE	((size_t)1 << 30)	/* virtual, per shard */
-#define SK_MEM_MAX_SHARDS	4096u
 
 /* Size classes: 16-byte steps to 128, then 4 per power of two to 16 KiB. */
 #define SK_NCLASSES	36
@@ -151,24 +148,6 @@ static _Thread_local struct sk_shard *sk_self
 	__attribute__((tls_model("initial-exec")));
 
 /* ---- statistics helpers --------------------------------------------------- */
-
-/* Only the owner writes these, so load+store is enough (no lock prefix). */
-static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-			      memory_order_release);
-}
-
-static inline void stat_sub(_Atomic uint64_t *c, uint64_t v)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - v,
-			      memory_order_release);
-}
-
-static inline uint64_t stat_get(_Atomic uint64_t *c)
-{
-	return atomic_load_explicit(c, memory_order_acquire);
-}
 
 /* ---- size classes --------------------------------------------------------- */
 
@@ -745,16 +724,12 @@ static size_t meta_bytes(size_t slice)
 
 int sk_mem_init(const struct sk_mem_config *cfg)
 {
-	if (!cfg || cfg->nshards == 0 || cfg->nshards > SK_MEM_MAX_SHARDS)
-		return -EINVAL;
+	size_t budget;
+	int rc = sk__mem_budget(cfg, &budget);
+	if (rc < 0)
+		return rc;
 	if (sk_shards)
 		return -EBUSY;
-	size_t budget = cfg->bytes_per_shard;
-	if (budget == 0)
-		budget = (size_t)(sk_plat_mem_total() / cfg->nshards);
-	/* One 2 MiB step of descriptors plus one of heap is the least. */
-	if (budget < 2 * SK_CHUNK)
-		return -EINVAL;
 
 	unsigned shift = 30;
 	while (((size_t)1 << shift) < budget + meta_bytes((size_t)1 << shift)) {
