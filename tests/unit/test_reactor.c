@@ -120,7 +120,9 @@ SK_TEST(task_budget_lets_pollers_run_during_long_task_chains)
 	CHECK_EQ(sk_test_run(2, t_budget, NULL), 0);
 	CHECK(answered > 20);
 	printf("# worst wait %.2f ms over %u requests\n", worst_wait / 1e6, answered);
-	CHECK(worst_wait < 20 * SK_NSEC_PER_MSEC);
+	/* Without the budget a request would wait for the whole 100 ms
+	 * chain; with it, about one budget (0.5 ms) plus scheduling noise. */
+	CHECK(worst_wait < 50 * SK_NSEC_PER_MSEC);
 }
 
 /*
