@@ -4,11 +4,7 @@
 set -u
 build=${1:-build}
 demo="$build/apps/demo/skerry-demo"
-passed=0
-failed=0
-
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-bad() { echo "not ok - $1"; echo "  $2" >&2; failed=$((failed + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 out=$("$demo" 2>&1); rc=$?
 if [ $rc -eq 0 ] && grep -q ': OK$' <<<"$out" && grep -q 'starting [0-9]* shard' <<<"$out"; then
@@ -76,5 +72,4 @@ for sig in TERM INT; do
 	rm -f /tmp/skerry-demo-sig.$$
 done
 
-echo "# test_demo: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_demo

@@ -2,10 +2,7 @@
 # test_examples.sh BUILD_DIR - the guide's examples still build and work.
 set -u
 build=${1:-build}
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-bad() { echo "not ok - $1"; echo "  $2" >&2; failed=$((failed + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 out=$("$build/docs/examples/counter" -t 1 --log-level warn 2>&1); rc=$?
 if [ $rc -eq 0 ] && [ "$out" = "sum of replies: 500500" ]; then
@@ -23,5 +20,4 @@ else
 	bad "counter_example_two_shards" "rc=$rc out=$out"
 fi
 
-echo "# test_examples: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_examples

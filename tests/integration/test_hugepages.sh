@@ -6,15 +6,11 @@
 set -u
 build=${1:-build}
 demo="$build/apps/demo/skerry-demo"
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-bad() { echo "not ok - $1"; echo "  $2" >&2; failed=$((failed + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 if ! "$demo" --version | grep -q 'allocator shard'; then
 	# The jemalloc backend does not use the platform page source.
-	echo "# test_hugepages: 0 passed, 0 failed"
-	exit 0
+	finish test_hugepages
 fi
 
 knob=/proc/sys/vm/nr_hugepages
@@ -73,5 +69,4 @@ else
 fi
 restore
 
-echo "# test_hugepages: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_hugepages
