@@ -20,12 +20,8 @@ trap restore EXIT
 
 # Fallback: no free hugepages.
 if [ "$(awk '/HugePages_Free/{print $2}' /proc/meminfo)" = 0 ] || echo 0 >$knob 2>/dev/null; then
-	out=$("$demo" -n 1000 2>&1); rc=$?
-	if [ $rc -eq 0 ] && grep -q '4 KiB pages with transparent-hugepage hint (no free 2 MiB hugepages)' <<<"$out"; then
-		ok "falls_back_to_normal_pages_and_says_so"
-	else
-		bad "falls_back_to_normal_pages_and_says_so" "rc=$rc out=$out"
-	fi
+	expect falls_back_to_normal_pages_and_says_so 0 ': OK$' \
+		'4 KiB pages with transparent-hugepage hint \(no free 2 MiB hugepages\)' -- "$demo" -n 1000
 else
 	bad "falls_back_to_normal_pages_and_says_so" "cannot free the hugepages in use (need root)"
 fi
@@ -58,12 +54,7 @@ fi
 # A pool too small for two shards: commits fall back to normal pages
 # mid-run instead of failing (or leaving holes in the reservation).
 if echo $((old + 2)) >$knob 2>/dev/null; then
-	out=$("$demo" -n 300000 2>&1); rc=$?
-	if [ $rc -eq 0 ] && grep -q ': OK$' <<<"$out"; then
-		ok "hugepage_pool_running_dry_falls_back"
-	else
-		bad "hugepage_pool_running_dry_falls_back" "rc=$rc out=$out"
-	fi
+	expect hugepage_pool_running_dry_falls_back 0 ': OK$' -- "$demo" -n 300000
 else
 	bad "hugepage_pool_running_dry_falls_back" "cannot set vm.nr_hugepages (need root)"
 fi
