@@ -179,9 +179,19 @@ void sk_reactor_wake(struct sk_reactor *r)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&r->sleeping, memory_order_relaxed)) {
+		const struct sk_sleeper *s = atomic_load_explicit(&r->sleeper,
+								  memory_order_acquire);
 		atomic_fetch_add(&r->wake_seq, 1);
-		sk_plat_wake((uint32_t *)&r->wake_seq);
+		if (s)
+			s->wake(s->arg);
+		else
+			sk_plat_wake((uint32_t *)&r->wake_seq);
 	}
+}
+
+void sk_reactor_set_sleeper(const struct sk_sleeper *s)
+{
+	atomic_store_explicit(&sk__reactor->sleeper, s, memory_order_release);
 }
 
 static bool run_tasks(struct sk_reactor *r, uint64_t now)
@@ -214,6 +224,14 @@ static bool run_pollers(struct sk_reactor *r)
 	return work;
 }
 
+bool sk_reactor_pollers_busy(void)
+{
+	for (struct sk_poller *p = sk__reactor->pollers; p; p = p->next)
+		if (p->busy && p->busy(p->arg))
+			return true;
+	return false;
+}
+
 static bool pure_poll_all(struct sk_reactor *r)
 {
 	if (r->head)
@@ -237,7 +255,12 @@ static void sleep_until_woken(struct sk_reactor *r, uint64_t now)
 	atomic_store(&r->sleeping, 1);
 	atomic_thread_fence(memory_order_seq_cst);	/* pairs with sk_reactor_wake */
 	if (!pure_poll_all(r) && !r->stop) {
-		sk_plat_wait((uint32_t *)&r->wake_seq, seq, timeout);
+		const struct sk_sleeper *s = atomic_load_explicit(&r->sleeper,
+								  memory_order_relaxed);
+		if (s)
+			s->sleep(s->arg, timeout);
+		else
+			sk_plat_wait((uint32_t *)&r->wake_seq, seq, timeout);
 		sk__counter_add(r, sk__m_sleeps, 1);
 	}
 	atomic_store(&r->sleeping, 0);

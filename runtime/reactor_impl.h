@@ -38,6 +38,7 @@ struct sk_reactor {
 	/* Written by other threads: keep away from the hot fields. */
 	_Alignas(64) _Atomic uint32_t sleeping;
 	_Atomic uint32_t wake_seq;	/* futex word */
+	const struct sk_sleeper *_Atomic sleeper;	/* NULL: futex */
 
 	_Alignas(64) _Atomic uint64_t counters[SK_METRICS_MAX];
 };

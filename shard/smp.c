@@ -328,7 +328,8 @@ static void on_signal(int signo)
 
 static bool locally_idle(void)
 {
-	if (sk_reactor_tasks_pending() || me->in_flight || sk_timer_count_foreground())
+	if (sk_reactor_tasks_pending() || me->in_flight || sk_timer_count_foreground() ||
+	    sk_reactor_pollers_busy())
 		return false;
 	for (unsigned s = 0; s < smp.n; s++) {
 		if (me->bl_head[s] || me->out[s].head != me->out[s].published)
@@ -442,7 +443,7 @@ static int shard_setup(struct shard *sh)
 	sh->r = sk_reactor_create(sh->id, &rc);
 	if (!sh->r)
 		return -ENOMEM;
-	sh->poller = (struct sk_poller){ smp_poll, rings_pending, sh, NULL };
+	sh->poller = (struct sk_poller){ smp_poll, rings_pending, sh, NULL, NULL };
 	sk_reactor_add_poller(&sh->poller);
 	return 0;
 }

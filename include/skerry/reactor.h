@@ -33,6 +33,9 @@ struct sk_poller {
 	bool (*pure_poll)(void *arg);	/* optional */
 	void *arg;
 	struct sk_poller *next;
+	/* optional: work is in flight that will show up in poll() later
+	 * (submitted I/O, open sockets); shutdown waits while it says so. */
+	bool (*busy)(void *arg);
 };
 
 struct sk_reactor_config {
@@ -73,6 +76,8 @@ bool sk_need_preempt(void);
 /* Add/remove a poller of the calling shard's reactor. */
 void sk_reactor_add_poller(struct sk_poller *p);
 void sk_reactor_remove_poller(struct sk_poller *p);
+/* True while any poller reports work in flight (see sk_poller.busy). */
+bool sk_reactor_pollers_busy(void);
 
 /*
  * Shutdown support for the shard layer.  sk_reactor_begin_stop() runs the
@@ -91,6 +96,21 @@ void sk_reactor_begin_stop(void);
 bool sk_reactor_stopping(void);
 /* Cap how long the reactor may sleep (while draining); 0 = no cap. */
 void sk_reactor_set_max_sleep(uint64_t ns);
+
+/*
+ * Replace the reactor's futex sleep, for a poller whose events can only be
+ * waited for in its own system call (the posix stack waits in io_uring).
+ * sleep() blocks until its own events arrive, @timeout_ns passes
+ * (UINT64_MAX: no limit) or wake() is called; wake() is called from other
+ * threads when they give this reactor work.  One per reactor; NULL restores
+ * the futex.  @s must outlive its use.
+ */
+struct sk_sleeper {
+	void (*sleep)(void *arg, uint64_t timeout_ns);
+	void (*wake)(void *arg);
+	void *arg;
+};
+void sk_reactor_set_sleeper(const struct sk_sleeper *s);
 
 /* Monotonic nanoseconds. */
 uint64_t sk_now_ns(void);

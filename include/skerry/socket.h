@@ -121,10 +121,13 @@ void sk_sock_peer(const struct sk_sock *s, struct sk_sockaddr *out);
 void sk_sock_local(const struct sk_sock *s, struct sk_sockaddr *out);
 
 /*
- * Wait for input.  Resolves with the number of buffered bytes (>0) at once
- * if there are any, 0 at end of stream (peer closed and everything
- * consumed), or fails with -ECONNRESET, -ETIMEDOUT, ... One read may be
- * pending per socket (-EBUSY otherwise).
+ * Wait for input.  Resolves with the number of buffered bytes (>0) as soon
+ * as some arrived that no earlier sk_read reported - at once if there are
+ * such bytes - so a parser holding half a command calls it again to wait
+ * for the rest.  Resolves with 0 at end of stream (the peer closed; any
+ * bytes still buffered were reported before), fails with -ECONNRESET,
+ * -ETIMEDOUT, ..., or -ECANCELED when the socket is closed meanwhile.  One
+ * read may be pending per socket (-EBUSY otherwise).
  */
 sk_future sk_read(struct sk_sock *s);
 
@@ -144,6 +147,13 @@ int sk_read_pullup(struct sk_sock *s, size_t n);
 
 /* Drop @n bytes (n <= sk_read_avail) from the front of the input. */
 void sk_read_consume(struct sk_sock *s, size_t n);
+
+/*
+ * Stop reading: input is dropped and the stream ends here - a pending
+ * sk_read resolves with 0 at once, as do later ones.  Output still goes
+ * out.  Servers use it to wind connections down at shutdown.
+ */
+void sk_shutdown_read(struct sk_sock *s);
 
 /*
  * Queue @len bytes for sending, copied.  Returns 0, -ENOMEM, or the
