@@ -77,8 +77,8 @@ struct sk_reactor *sk_reactor_create(unsigned id, const struct sk_reactor_config
 	sk__metrics_builtin();
 
 	/* Timers first (they make tasks), then memory returned by others. */
-	r->timer_poller = (struct sk_poller){ sk__timer_poll, sk__timer_pure_poll, r, NULL };
-	r->mem_poller = (struct sk_poller){ mem_poll, mem_pure_poll, r, NULL };
+	r->timer_poller = (struct sk_poller){ .poll = sk__timer_poll, .pure_poll = sk__timer_pure_poll, .arg = r };
+	r->mem_poller = (struct sk_poller){ .poll = mem_poll, .pure_poll = mem_pure_poll, .arg = r };
 	r->pollers = &r->timer_poller;
 	r->timer_poller.next = &r->mem_poller;
 

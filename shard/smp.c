@@ -443,7 +443,7 @@ static int shard_setup(struct shard *sh)
 	sh->r = sk_reactor_create(sh->id, &rc);
 	if (!sh->r)
 		return -ENOMEM;
-	sh->poller = (struct sk_poller){ smp_poll, rings_pending, sh, NULL, NULL };
+	sh->poller = (struct sk_poller){ .poll = smp_poll, .pure_poll = rings_pending, .arg = sh };
 	sk_reactor_add_poller(&sh->poller);
 	return 0;
 }

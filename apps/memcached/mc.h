@@ -51,6 +51,8 @@ uint32_t mc_now(void);
  * once; up to 30 days = relative seconds; above = absolute unix time.
  */
 uint32_t mc_exptime(int64_t exptime);
+/* Tests only: move mc time forward by @seconds on every shard. */
+void mc_time_advance(uint32_t seconds);
 
 struct mc_item {
 	struct mc_item *h_next;			/* owner only: hash chain */
@@ -72,6 +74,8 @@ struct mc_item {
 #define MC_IF_FETCHED	0x02	/* read at least once */
 #define MC_IF_STALE	0x04	/* invalidated by md/ms I: served as stale */
 #define MC_IF_WON	0x08	/* a win token was handed out (meta) */
+#define MC_IF_ACTIVE	0x10	/* store-private: accessed since its last LRU
+				 * move; gets a second chance at the tail */
 
 static inline char *mc_item_key(struct mc_item *it) { return it->data; }
 static inline char *mc_item_value(struct mc_item *it) { return it->data + it->nkey; }
@@ -167,6 +171,17 @@ struct mc_res {
  * local.  Both arrays must stay valid until the future resolves; it fails
  * only with -ENOMEM (then no request ran... or some did: callers answer
  * SERVER_ERROR out of memory).
+ *
+ * Ownership: every req[i].item reference (STORE) belongs to mc_exec from
+ * the call on, whatever happens; never put or reuse it.  On success each
+ * res[i].item that is not NULL (GET hit, ARITH done) is one reference for
+ * the caller to mc_item_put()/mc_item_release().  On failure (-ENOMEM,
+ * -ESHUTDOWN) every res[i].item is NULL.  While holding a reference read
+ * only the immutable parts of the item (key, value, nbytes, client_flags):
+ * the owner shard may change exptime/atime/iflags/cas meanwhile, so cas,
+ * TTL and meta flags come from struct mc_res.
+ * A STORE with mode MC_SET or MC_REPLACE and cas != 0 is a "cas" (meta
+ * semantics); MC_ADD ignores cas (binary add-with-cas wants MC_SET + cas).
  */
 sk_future mc_exec(struct mc_req *req, struct mc_res *res, unsigned n);
 
@@ -199,7 +214,9 @@ sk_future mc_stats_gather(struct mc_stats *out);
 /* "stats reset": zero the resettable counters on every shard. */
 sk_future mc_stats_reset(void);
 
-/* Store lifecycle, per shard (main.c calls them on every shard). */
+/* Store lifecycle, per shard (main.c calls them on every shard).
+ * @budget_bytes: item memory of this shard (allocated sizes); 0 = no limit.
+ * mc_store_init returns 0 or -ENOMEM. */
 int mc_store_init(uint64_t budget_bytes);
 void mc_store_fini(void);
 
