@@ -91,7 +91,6 @@ static sk_future conn_done(void *arg, int64_t v, int err)
 		lv->next->pprev = lv->pprev;
 	sk_free(lv);
 	st->nconns--;
-	mc_stats_local()->curr_connections--;
 	atomic_fetch_sub_explicit(&open_conns, 1, memory_order_relaxed);
 	shard_finish(st);
 	return sk_make_ready(0);
@@ -100,13 +99,11 @@ static sk_future conn_done(void *arg, int64_t v, int err)
 static void serve(struct sk_sock *s)
 {
 	struct shard_state *st = me();
-	struct mc_stats *stats = mc_stats_local();
 	unsigned n = atomic_fetch_add_explicit(&open_conns, 1, memory_order_relaxed);
 	struct live *lv;
 
 	if (n >= mc_settings.maxconns || !(lv = sk_alloc(sizeof(*lv)))) {
 		atomic_fetch_sub_explicit(&open_conns, 1, memory_order_relaxed);
-		stats->rejected_connections++;
 		mc_conn_reject(s);
 		return;
 	}
@@ -117,8 +114,6 @@ static void serve(struct sk_sock *s)
 		st->conns->pprev = &lv->next;
 	st->conns = lv;
 	st->nconns++;
-	stats->curr_connections++;
-	stats->total_connections++;
 	sk_future_ignore(sk_future_then_wrapped(mc_conn_run(s), conn_done, lv));
 }
 

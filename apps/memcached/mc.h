@@ -83,7 +83,8 @@ static inline char *mc_item_value(struct mc_item *it) { return it->data + it->nk
 /*
  * A new, unlinked item with room for @nbytes of value (plus "\r\n", which
  * this writes), one reference held by the caller.  Returns NULL with
- * *err = -E2BIG (over -I, answer "object too large for cache") or -ENOMEM.
+ * *err = -E2BIG (over -I, answer "object too large for cache"), -ENOMEM,
+ * or -EINVAL (@nkey not in 1..MC_KEY_MAX).
  * Allocated on the calling shard; it may be stored on any shard.
  */
 struct mc_item *mc_item_new(const char *key, unsigned nkey, uint32_t client_flags,
@@ -208,8 +209,9 @@ struct mc_stats {
 
 /* The calling shard's counters (protocols and the store add to them). */
 struct mc_stats *mc_stats_local(void);
-/* Sum of every shard's counters into *out (hash_* from shard 0's view,
- * flags OR-ed).  Resolves when done; *out must outlive it. */
+/* Sum of every shard's counters into *out (hash_power_level is shard 0's,
+ * hash_is_expanding is OR-ed, hash_bytes and limit_maxbytes are totals).
+ * Resolves when done (-ENOMEM); *out must outlive it. */
 sk_future mc_stats_gather(struct mc_stats *out);
 /* "stats reset": zero the resettable counters on every shard. */
 sk_future mc_stats_reset(void);
