@@ -42,7 +42,11 @@
 #define PX_CQ_ENTRIES 8192
 #define PX_BGID 1
 #define PX_IOV 64
-#define PX_ACCEPT_QUEUE 256
+/* Accepted fds waiting for sk_accept: past HIGH the multishot accept is
+ * cancelled (new connections wait in the kernel's backlog), re-armed below
+ * LOW.  Completions already on their way still queue (the array grows). */
+#define PX_ACCEPT_HIGH 256
+#define PX_ACCEPT_LOW 64
 
 
 enum { RX_IDLE, RX_ARMED, RX_CANCELLING };
@@ -69,11 +73,12 @@ struct sk_listener {
 	int fd;
 	unsigned ops;
 	bool armed;
+	bool pausing;		/* cancel of the multishot accept sent */
 	bool closed;
 	struct sk_sockaddr addr;
 	struct sk_promise *acc;
-	int q[PX_ACCEPT_QUEUE];
-	unsigned qh, qn;
+	int *q;			/* ring of accepted fds, qcap a power of 2 */
+	unsigned qh, qn, qcap;
 };
 
 struct px_shard px_shards[SK_MAX_SHARDS];
@@ -412,6 +417,61 @@ static void px_connect_done(struct px_sock *ps, int res)
 	sk_promise_set_value(p, (int64_t)(intptr_t)&ps->s);
 }
 
+static void px_arm_accept(struct sk_listener *l)
+{
+	struct io_uring_sqe *sqe = px_sqe();
+	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, tag(l, T_ACCEPT));
+	l->armed = true;
+	l->ops++;
+}
+
+static bool aq_push(struct sk_listener *l, int fd)
+{
+	if (l->qn == l->qcap) {
+		unsigned cap = l->qcap ? l->qcap * 2 : 64;
+		int *q = sk_alloc(cap * sizeof(*q));
+		if (!q)
+			return false;
+		for (unsigned i = 0; i < l->qn; i++)
+			q[i] = l->q[(l->qh + i) & (l->qcap - 1)];
+		sk_free(l->q);
+		l->q = q;
+		l->qh = 0;
+		l->qcap = cap;
+	}
+	l->q[(l->qh + l->qn++) & (l->qcap - 1)] = fd;
+	return true;
+}
+
+static int aq_pop(struct sk_listener *l)
+{
+	int fd = l->q[l->qh];
+	l->qh = (l->qh + 1) & (l->qcap - 1);
+	l->qn--;
+	return fd;
+}
+
+/* A connection for the next queued fd; re-arms accept once drained. */
+static struct px_sock *aq_take(struct sk_listener *l)
+{
+	struct px_sock *ps = px_sock_new(l->q[l->qh]);
+	if (!ps)
+		return NULL;
+	aq_pop(l);
+	px_arm_recv(ps);
+	if (!l->armed && !l->closed && l->qn < PX_ACCEPT_LOW)
+		px_arm_accept(l);
+	return ps;
+}
+
+static void px_listener_free(struct sk_listener *l)
+{
+	px->nlisteners--;
+	sk_free(l->q);
+	sk_free(l);
+}
+
 static void px_accept_done(struct sk_listener *l, struct io_uring_cqe *cqe)
 {
 	int res = cqe->res;
@@ -421,46 +481,36 @@ static void px_accept_done(struct sk_listener *l, struct io_uring_cqe *cqe)
 		l->ops--;
 	}
 	if (res >= 0) {
-		if (l->closed || l->qn == PX_ACCEPT_QUEUE) {
-			/* Nobody will take it; the kernel backlog is the
-			 * right place for the excess. */
+		if (l->closed || !aq_push(l, res))
 			close(res);
-		} else {
-			l->q[(l->qh + l->qn++) % PX_ACCEPT_QUEUE] = res;
+		else if (l->armed && l->qn >= PX_ACCEPT_HIGH && !l->pausing) {
+			/* Nobody is taking them: leave the rest to the backlog. */
+			px_cancel(l, T_ACCEPT);
+			l->pausing = true;
 		}
 	} else if (res != -ECANCELED && !l->closed && l->acc) {
 		struct sk_promise *p = l->acc;
 		l->acc = NULL;
 		sk_promise_set_error(p, res);	/* EMFILE & co: listener stays */
 	}
+	if (!l->armed)
+		l->pausing = false;
 	if (l->acc && l->qn) {
 		struct sk_promise *p = l->acc;
-		int fd = l->q[l->qh];
-		struct px_sock *ps = px_sock_new(fd);
+		struct px_sock *ps = aq_take(l);
 		l->acc = NULL;
-		if (!ps) {
+		if (!ps)
 			sk_promise_set_error(p, -ENOMEM);
-		} else {
-			l->qh = (l->qh + 1) % PX_ACCEPT_QUEUE;
-			l->qn--;
-			px_arm_recv(ps);
+		else
 			sk_promise_set_value(p, (int64_t)(intptr_t)&ps->s);
-		}
 	}
 	if (l->closed) {
-		if (!l->ops) {
-			px->nlisteners--;
-			sk_free(l);
-		}
+		if (!l->ops)
+			px_listener_free(l);
 		return;
 	}
-	if (!l->armed && l->qn < PX_ACCEPT_QUEUE) {
-		struct io_uring_sqe *sqe = px_sqe();
-		io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-		io_uring_sqe_set_data64(sqe, tag(l, T_ACCEPT));
-		l->armed = true;
-		l->ops++;
-	}
+	if (!l->armed && l->qn < PX_ACCEPT_HIGH)
+		px_arm_accept(l);
 }
 
 static void px_cqe(struct io_uring_cqe *cqe)
@@ -753,11 +803,7 @@ static int px_listen(const struct sk_sockaddr *a, const struct sk_listen_opts *o
 	memset(l, 0, sizeof(*l));
 	l->fd = fd;
 	from_sa(&sa, &l->addr);
-	struct io_uring_sqe *sqe = px_sqe();
-	io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, tag(l, T_ACCEPT));
-	l->armed = true;
-	l->ops = 1;
+	px_arm_accept(l);
 	px->nlisteners++;
 	*out = l;
 	return 0;
@@ -779,20 +825,9 @@ static sk_future px_accept(struct sk_listener *l)
 	if (l->acc)
 		return sk_make_error(-EBUSY);
 	if (l->qn) {
-		int fd = l->q[l->qh];
-		struct px_sock *ps = px_sock_new(fd);
+		struct px_sock *ps = aq_take(l);
 		if (!ps)
 			return sk_make_error(-ENOMEM);
-		l->qh = (l->qh + 1) % PX_ACCEPT_QUEUE;
-		l->qn--;
-		px_arm_recv(ps);
-		if (!l->armed && !l->closed) {
-			struct io_uring_sqe *sqe = px_sqe();
-			io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-			io_uring_sqe_set_data64(sqe, tag(l, T_ACCEPT));
-			l->armed = true;
-			l->ops++;
-		}
 		return sk_make_ready_ptr(&ps->s);
 	}
 	l->acc = sk_promise_new();
@@ -811,20 +846,15 @@ static void px_listener_close(struct sk_listener *l)
 		l->acc = NULL;
 		sk_promise_set_error(p, -ECANCELED);
 	}
-	while (l->qn) {
-		close(l->q[l->qh]);
-		l->qh = (l->qh + 1) % PX_ACCEPT_QUEUE;
-		l->qn--;
-	}
+	while (l->qn)
+		close(aq_pop(l));
 	if (l->armed)
 		px_cancel(l, T_ACCEPT);
 	/* Closing the fd now is safe: the armed accept holds its own file
 	 * reference until the cancel completes. */
 	close(l->fd);
-	if (!l->ops) {
-		px->nlisteners--;
-		sk_free(l);
-	}
+	if (!l->ops)
+		px_listener_free(l);
 }
 
 static sk_future px_connect(const struct sk_sockaddr *a)

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "sk_run.h"
 #include "sk_test.h"
@@ -185,7 +186,7 @@ static sk_future client_run(struct client *c)
 
 /* --- echo test: N clients on every shard against listeners on every shard */
 
-#define ECHO_CLIENTS 8
+#define ECHO_CLIENTS 512
 struct echo_test {
 	unsigned nclients;
 	uint64_t bytes;
@@ -303,6 +304,20 @@ SK_TEST(echo_one_shard_many_connections_bytes_exact)
 SK_TEST(echo_two_shards_reuseport_bytes_exact)
 {
 	CHECK_EQ(run_echo(2, 8, 200 * 1000, 0), 0);
+}
+
+SK_TEST(five_hundred_connections_at_once)
+{
+	/* 1000 descriptors: both ends live in this process. */
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < 4096 && rl.rlim_max >= 4096) {
+		rl.rlim_cur = 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/* More than the accept queue's high mark arrive in one burst. */
+	CHECK_EQ(run_echo(1, 500, 2000, 0), 0);
+	CHECK_EQ(et.srv[0].conns, 500);
 }
 
 SK_TEST(echo_megabytes_through_small_buffers)
