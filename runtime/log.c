@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "platform.h"
@@ -78,5 +79,5 @@ void sk_log_write(enum sk_log_level level, const char *fmt, ...)
 _Noreturn void sk_assert_fail(const char *what, const char *file, int line)
 {
 	sk_log_write(SK_LOG_ERROR, "assertion failed: %s (%s:%d)", what, file, line);
-	__builtin_trap();
+	abort();	/* SIGABRT: core dump and a clear exit status */
 }

@@ -314,7 +314,8 @@ int sk_options_parse(const struct sk_program *prog, int argc, char **argv,
 			return usage_error(prog, "invalid --log-level '%s'", opt_log_level);
 		o->log_level = lvl;
 	}
-	o->idle_spin_ns = opt_spin_us * 1000;
+	/* 0 means "sleep at once"; the reactor reads 0 as its default. */
+	o->idle_spin_ns = opt_spin_us ? opt_spin_us * 1000 : 1;
 	o->task_budget_ns = opt_budget_us ? opt_budget_us * 1000 : o->task_budget_ns;
 	o->stop_grace_ns = opt_grace_ms * 1000000;
 	return 0;
