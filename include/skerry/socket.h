@@ -135,7 +135,8 @@ sk_future sk_read(struct sk_sock *s);
 size_t sk_read_avail(const struct sk_sock *s);
 
 /* First contiguous run of buffered bytes and its length; NULL/0 if none.
- * Valid until the next consume/pullup or the end of the current task. */
+ * Valid until the next sk_read_consume, sk_read_pullup or sk_read (which
+ * may compact a small fragment out of the stack's buffers). */
 const uint8_t *sk_read_peek(struct sk_sock *s, size_t *len);
 
 /*
