@@ -4,9 +4,12 @@
 #ifndef SK_NET_POSIX_H
 #define SK_NET_POSIX_H
 
+#include <arpa/inet.h>
 #include <liburing.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../sock.h"
 #include "skerry/reactor.h"
@@ -41,6 +44,20 @@ extern struct px_shard px_shards[];
 extern _Thread_local struct px_shard *px;
 
 struct io_uring_sqe *px_sqe(void);
+
+static inline void to_sa(const struct sk_sockaddr *a, struct sockaddr_in *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons(a->port);
+	sa->sin_addr.s_addr = htonl(a->ip);
+}
+
+static inline void from_sa(const struct sockaddr_in *sa, struct sk_sockaddr *a)
+{
+	a->ip = ntohl(sa->sin_addr.s_addr);
+	a->port = ntohs(sa->sin_port);
+}
 
 /* UDP (posix_udp.c). */
 void px_udp_done(void *obj, struct io_uring_cqe *cqe);

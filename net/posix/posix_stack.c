@@ -102,20 +102,6 @@ struct io_uring_sqe *px_sqe(void)
 	return sqe;
 }
 
-static void to_sa(const struct sk_sockaddr *a, struct sockaddr_in *sa)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons(a->port);
-	sa->sin_addr.s_addr = htonl(a->ip);
-}
-
-static void from_sa(const struct sockaddr_in *sa, struct sk_sockaddr *a)
-{
-	a->ip = ntohl(sa->sin_addr.s_addr);
-	a->port = ntohs(sa->sin_port);
-}
-
 /* --- receive buffers ---------------------------------------------------- */
 
 static void buf_recycle(unsigned bid)

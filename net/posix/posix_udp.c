@@ -61,8 +61,7 @@ void px_udp_done(void *obj, struct io_uring_cqe *cqe)
 	u->held = true;
 	u->d->data = u->buf;
 	u->d->len = (size_t)cqe->res;
-	u->d->from.ip = ntohl(u->from.sin_addr.s_addr);
-	u->d->from.port = ntohs(u->from.sin_port);
+	from_sa(&u->from, &u->d->from);
 	u->d->priv = u;
 	sk_promise_set_value(p, cqe->res);
 }
@@ -79,10 +78,7 @@ int px_udp_bind(const struct sk_sockaddr *a, bool reuseport, struct sk_udp **out
 		return -errno;
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto err;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(a->port);
-	sa.sin_addr.s_addr = htonl(a->ip);
+	to_sa(a, &sa);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
 		goto err;
@@ -93,8 +89,7 @@ int px_udp_bind(const struct sk_sockaddr *a, bool reuseport, struct sk_udp **out
 	}
 	memset(u, 0, offsetof(struct sk_udp, buf));
 	u->fd = fd;
-	u->addr.ip = ntohl(sa.sin_addr.s_addr);
-	u->addr.port = ntohs(sa.sin_port);
+	from_sa(&sa, &u->addr);
 	px->nudp++;
 	*out = u;
 	return 0;
@@ -149,10 +144,7 @@ int px_udp_send(struct sk_udp *u, const struct sk_sockaddr *to, const void *buf,
 
 	if (u->closed)
 		return -EBADF;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(to->port);
-	sa.sin_addr.s_addr = htonl(to->ip);
+	to_sa(to, &sa);
 	if (sendto(u->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa,
 		   sizeof(sa)) < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;

@@ -373,14 +373,18 @@ static sk_future listen_any(void)
 	return sk_make_ready(0);
 }
 
+/* The stack on this shard and a listener on a free port. */
+static sk_future up_and_listen(void)
+{
+	sk_future f = net_up(NULL);
+	return sk_future_failed(f) ? f : listen_any();
+}
+
 /* connect refused: nobody listens on the port we just released. */
 static sk_future refused_main(void *arg)
 {
 	(void)arg;
-	sk_future f = net_up(NULL);
-	if (sk_future_failed(f))
-		return f;
-	f = listen_any();
+	sk_future f = up_and_listen();
 	if (sk_future_failed(f))
 		return f;
 	sk_listener_close(m.l);
@@ -406,10 +410,7 @@ static void keep_accept(void *arg, int64_t v, int err)
 static sk_future lclose_main(void *arg)
 {
 	(void)arg;
-	sk_future f = net_up(NULL);
-	if (sk_future_failed(f))
-		return f;
-	f = listen_any();
+	sk_future f = up_and_listen();
 	if (sk_future_failed(f))
 		return f;
 	sk_future_on_done(sk_accept(m.l), keep_accept, NULL);
@@ -479,10 +480,7 @@ static sk_future bw_done(void *arg, int64_t v)
 static sk_future bigwrite_main(void *arg)
 {
 	(void)arg;
-	sk_future f = net_up(NULL);
-	if (sk_future_failed(f))
-		return f;
-	f = listen_any();
+	sk_future f = up_and_listen();
 	if (sk_future_failed(f))
 		return f;
 	f = sk_future_then(sk_connect(&m.addr), bw_connected, NULL);
@@ -551,10 +549,7 @@ static sk_future pu_done(void *arg, int64_t v)
 static sk_future pullup_main(void *arg)
 {
 	(void)arg;
-	sk_future f = net_up(NULL);
-	if (sk_future_failed(f))
-		return f;
-	f = listen_any();
+	sk_future f = up_and_listen();
 	if (sk_future_failed(f))
 		return f;
 	f = sk_future_then(sk_connect(&m.addr), pu_connected, NULL);
