@@ -70,6 +70,8 @@ struct sk_sock {
 	bool rx_paused;			/* stack stopped reading: call rx_resume */
 	bool eof;			/* peer finished sending */
 	bool closing;			/* sk_close called */
+	bool tx_busy;			/* stack: the kernel/NIC may still read
+					 * the output segments; keep them */
 	size_t rx_limit;		/* stop reading past this much input */
 	struct sk_sockaddr peer, local;
 };

@@ -162,8 +162,12 @@ void sk__sock_rx(struct sk_sock *s, struct sk_seg *seg)
 
 void sk__sock_rx_end(struct sk_sock *s, int err)
 {
-	if (err && !s->err)
-		s->err = err;
+	if (err) {
+		/* A reset connection sends nothing more either: fail the
+		 * output too, so a pending sk_flush learns of it. */
+		sk__sock_fail(s, err);
+		return;
+	}
 	s->eof = true;
 	wake_reader(s);
 }
@@ -182,7 +186,10 @@ void sk__sock_fail(struct sk_sock *s, int err)
 {
 	if (!s->err)
 		s->err = err;
-	q_drain(&s->out);
+	/* With a transmit in flight the stack drains later (calling this
+	 * again when it completes): the segments are still being read. */
+	if (!s->tx_busy)
+		q_drain(&s->out);
 	if (s->fl) {
 		struct sk_promise *p = s->fl;
 		s->fl = NULL;
@@ -220,7 +227,10 @@ static void compact_input(struct sk_sock *s)
 	uint8_t *buf;
 	size_t n = s->in.bytes;
 
-	if (!n || n > COMPACT_MAX)
+	/* Small fragments always; larger ones when their many segments are
+	 * what stops the stack from reading (SK_SOCK_RX_SEGS) - otherwise a
+	 * parser waiting for the rest of a command would wait for ever. */
+	if (!n || (n > COMPACT_MAX && s->in_segs < SK_SOCK_RX_SEGS) || n >= s->rx_limit)
 		return;
 	if (!s->in.head->next && s->in.head->release == chunk_release)
 		return;	/* already one heap fragment */
@@ -472,12 +482,12 @@ void sk_abort(struct sk_sock *s)
 {
 	SK_ASSERT(!s->closing);
 	s->closing = true;
-	sk__sock_fail(s, -ECONNABORTED);
 	if (s->rd) {
 		struct sk_promise *p = s->rd;
 		s->rd = NULL;
 		sk_promise_set_error(p, -ECANCELED);
 	}
+	sk__sock_fail(s, -ECONNABORTED);
 	s->ops->abort(s);
 }
 

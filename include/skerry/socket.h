@@ -131,7 +131,8 @@ void sk_sock_local(const struct sk_sock *s, struct sk_sockaddr *out);
  */
 sk_future sk_read(struct sk_sock *s);
 
-/* Bytes buffered and not yet consumed. */
+/* Bytes buffered and not yet consumed.  A socket holding rx_limit bytes
+ * (sk_net_config) unconsumed gets no more until the app consumes some. */
 size_t sk_read_avail(const struct sk_sock *s);
 
 /* First contiguous run of buffered bytes and its length; NULL/0 if none.
@@ -184,12 +185,17 @@ sk_future sk_flush(struct sk_sock *s);
 
 /*
  * Send what is queued, then close.  Resolves when the socket is gone (the
- * pointer is invalid afterwards).  Pending read/flush futures fail with
- * -ECANCELED.
+ * pointer is invalid afterwards).  A pending read fails with -ECANCELED; a
+ * pending flush resolves once the output is out (or fails with the error
+ * that stopped it).
  */
 sk_future sk_close(struct sk_sock *s);
 
-/* Close at once, dropping queued output (TCP reset where the stack can). */
+/*
+ * Close at once, dropping queued output (TCP reset where the stack can).
+ * A pending read fails with -ECANCELED, a pending flush with -ECONNABORTED;
+ * sk_write_ref releases run once the stack no longer reads the memory.
+ */
 void sk_abort(struct sk_sock *s);
 
 /* --- UDP ---------------------------------------------------------------- */

@@ -74,6 +74,7 @@ struct sk_listener {
 	unsigned ops;
 	bool armed;
 	bool pausing;		/* cancel of the multishot accept sent */
+	bool backoff;		/* accept failed: re-arm on the next sk_accept */
 	bool closed;
 	struct sk_sockaddr addr;
 	struct sk_promise *acc;
@@ -166,10 +167,14 @@ static struct px_sock *px_sock_new(int fd)
 
 static void px_maybe_free(struct px_sock *ps)
 {
-	/* Still linked on a shard list: freed when it is taken off. */
-	if (!ps->fd_closed || ps->ops || ps->dirty || ps->starved)
+	if (!ps->fd_closed || ps->ops)
 		return;
+	/* Give its receive buffers back now: on the starved list it waits
+	 * for free buffers, which may be the very ones it holds. */
 	sk__sock_drain(&ps->s);
+	/* Still linked on a shard list: freed when it is taken off. */
+	if (ps->dirty || ps->starved)
+		return;
 	sk__sock_closed(&ps->s);
 	px->nsocks--;
 	sk_free(ps);
@@ -227,6 +232,7 @@ static void px_send(struct px_sock *ps)
 	io_uring_prep_sendmsg(sqe, ps->fd, &ps->mh, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, tag(ps, T_SEND));
 	ps->send_busy = true;
+	ps->s.tx_busy = true;
 	ps->ops++;
 }
 
@@ -368,11 +374,13 @@ static void px_recv_done(struct px_sock *ps, struct io_uring_cqe *cqe)
 static void px_send_done(struct px_sock *ps, int res)
 {
 	ps->send_busy = false;
+	ps->s.tx_busy = false;
 	ps->ops--;
-	if (res < 0) {
-		if (res != -ECANCELED || !ps->s.err)
-			sk__sock_fail(&ps->s, res == -EPIPE ? -EPIPE : res);
-	} else if (!ps->s.err) {	/* after an abort the queue is gone */
+	if (res < 0 || ps->s.err) {
+		/* Failed, or failed meanwhile (abort, receive error): drop the
+		 * output that was kept while the kernel could still read it. */
+		sk__sock_fail(&ps->s, ps->s.err ? ps->s.err : res);
+	} else {
 		px->bytes_out += (uint64_t)res;
 		sk__sock_tx_done(&ps->s, (size_t)res);
 		if (ps->s.out.bytes)
@@ -474,10 +482,15 @@ static void px_accept_done(struct sk_listener *l, struct io_uring_cqe *cqe)
 			px_cancel(l, T_ACCEPT);
 			l->pausing = true;
 		}
-	} else if (res != -ECANCELED && !l->closed && l->acc) {
-		struct sk_promise *p = l->acc;
-		l->acc = NULL;
-		sk_promise_set_error(p, res);	/* EMFILE & co: listener stays */
+	} else if (res != -ECANCELED && !l->closed) {
+		/* EMFILE & co: the listener stays, but accepting again at once
+		 * would spin; the next sk_accept re-arms (the app backs off). */
+		l->backoff = true;
+		if (l->acc) {
+			struct sk_promise *p = l->acc;
+			l->acc = NULL;
+			sk_promise_set_error(p, res);
+		}
 	}
 	if (!l->armed)
 		l->pausing = false;
@@ -495,7 +508,7 @@ static void px_accept_done(struct sk_listener *l, struct io_uring_cqe *cqe)
 			px_listener_free(l);
 		return;
 	}
-	if (!l->armed && l->qn < PX_ACCEPT_HIGH)
+	if (!l->armed && !l->backoff && l->qn < PX_ACCEPT_HIGH)
 		px_arm_accept(l);
 }
 
@@ -810,6 +823,11 @@ static sk_future px_accept(struct sk_listener *l)
 		return sk_make_error(-ECANCELED);
 	if (l->acc)
 		return sk_make_error(-EBUSY);
+	if (l->backoff) {
+		l->backoff = false;
+		if (!l->armed)
+			px_arm_accept(l);
+	}
 	if (l->qn) {
 		struct px_sock *ps = aq_take(l);
 		if (!ps)

@@ -651,3 +651,105 @@ SK_TEST(sleeping_shard_wakes_for_cross_shard_work)
 	CHECK_EQ(pings, 200);
 }
 
+
+/*
+ * sk_abort with a SENDMSG in flight: the kernel may still read the queued
+ * segments until that send completes, so write_ref memory must not be
+ * released (nor copy chunks freed) before then.  The client never reads,
+ * so after a while the server's send waits in the kernel for room.
+ */
+static sk_future ab_second(void *arg, int64_t v);
+static unsigned ab_released;
+static sk_future ab_reconnect(void *arg, int64_t v)
+{
+	(void)arg;
+	(void)v;
+	return sk_future_then(sk_connect(&m.addr), ab_second, NULL);
+}
+static bool ab_released_in_abort;
+static uint8_t *ab_buf;
+static void ab_release(void *arg)
+{
+	(void)arg;
+	ab_released++;
+}
+/* Then a fresh connection must still receive: the aborted client, starved
+ * of buffers it held itself, must have given them back. */
+static void ab_second_read(void *arg, int64_t v, int err)
+{
+	(void)arg;
+	if (!err && v > 0)
+		m.got = (uint64_t)v;
+}
+static sk_future ab_finish(void *arg, int64_t v)
+{
+	(void)arg;
+	(void)v;
+	sk_listener_close(m.l);
+	sk_abort(m.srv);
+	sk_abort(m.cli);
+	return sk_future_then(sk_sleep(20 * SK_NSEC_PER_MSEC), down_then, NULL);
+}
+static sk_future ab_second_accepted(void *arg, int64_t v)
+{
+	(void)arg;
+	m.srv = sk_future_ptr_value(v);
+	sk_write(m.cli, "hello", 5);
+	sk_future_on_done(sk_read(m.srv), ab_second_read, NULL);
+	return sk_future_then(sk_sleep(200 * SK_NSEC_PER_MSEC), ab_finish, NULL);
+}
+static sk_future ab_second(void *arg, int64_t v)
+{
+	(void)arg;
+	m.cli = sk_future_ptr_value(v);
+	return sk_future_then(sk_accept(m.l), ab_second_accepted, NULL);
+}
+static sk_future ab_after(void *arg, int64_t v)
+{
+	(void)arg;
+	(void)v;
+	sk_abort(m.cli);
+	return sk_future_then(sk_sleep(50 * SK_NSEC_PER_MSEC), ab_reconnect, NULL);
+}
+static sk_future ab_abort(void *arg, int64_t v)
+{
+	(void)arg;
+	(void)v;
+	sk_abort(m.srv);
+	ab_released_in_abort = ab_released != 0;
+	return sk_future_then(sk_sleep(50 * SK_NSEC_PER_MSEC), ab_after, NULL);
+}
+static sk_future ab_accepted(void *arg, int64_t v)
+{
+	(void)arg;
+	m.srv = sk_future_ptr_value(v);
+	sk_write_ref(m.srv, ab_buf, 16 << 20, ab_release, NULL);
+	return sk_future_then(sk_sleep(100 * SK_NSEC_PER_MSEC), ab_abort, NULL);
+}
+static sk_future ab_connected(void *arg, int64_t v)
+{
+	(void)arg;
+	m.cli = sk_future_ptr_value(v);
+	return sk_future_then(sk_accept(m.l), ab_accepted, NULL);
+}
+static sk_future abort_main(void *arg)
+{
+	(void)arg;
+	sk_future f = up_and_listen();
+	if (sk_future_failed(f))
+		return f;
+	return sk_future_then(sk_connect(&m.addr), ab_connected, NULL);
+}
+
+SK_TEST(abort_waits_for_the_send_in_flight_before_releasing_output)
+{
+	static uint8_t buf[16 << 20];
+	memset(&m, 0, sizeof(m));
+	ab_buf = buf;
+	ab_released = 0;
+	ab_released_in_abort = false;
+	CHECK_EQ(sk_test_run(1, abort_main, NULL), 0);
+	CHECK(!ab_released_in_abort);
+	CHECK_EQ(ab_released, 1);
+	CHECK_EQ(m.got, 5);
+}
