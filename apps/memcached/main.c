@@ -132,6 +132,8 @@ static sk_future accepted(void *arg, int64_t v, int err)
 	struct shard_state *st = arg;
 
 	if (err == -ECANCELED || st->stopping) {
+		if (!err)	/* accepted just as we stopped */
+			sk_future_ignore(sk_close(sk_future_ptr_value(v)));
 		st->accepting = false;
 		shard_finish(st);
 		return sk_make_ready(SK_STOP);
