@@ -102,6 +102,24 @@ uint64_t sk_plat_mem_total(void);
 #define SK_PLAT_PAGE		4096u
 #define SK_PLAT_HUGE_PAGE	(2u << 20)
 
+/* ---- files -------------------------------------------------------------- */
+
+/*
+ * Walk the directory tree under @root and call fn(arg, relpath, data, len,
+ * mtime) for every regular file, with its whole content read into a
+ * temporary buffer (valid during the call only).  relpath uses '/' and has
+ * no leading slash ("css/site.css").  Symbolic links (files or directories)
+ * and entries whose name starts with '.' are skipped, so nothing outside
+ * @root is ever read.  Stops early when fn returns non-zero (that value is
+ * returned).  Returns 0, -ENOENT/-ENOTDIR (no such directory), -EFBIG when
+ * the files total more than @max_total bytes, -ENAMETOOLONG, -ENOMEM,
+ * other -errno.
+ */
+int sk_plat_fs_load_tree(const char *root, uint64_t max_total,
+			 int (*fn)(void *arg, const char *relpath, const void *data,
+				   size_t len, int64_t mtime_unix),
+			 void *arg);
+
 /* ---- console, termination, exit ----------------------------------------- */
 
 /* Write to the console: stream 1 = standard output, 2 = diagnostics. */

@@ -8,12 +8,12 @@
  * accepted connection is served on the shard that accepted it (conn.c);
  * requests for keys of other shards travel as messages (engine.c).
  *
- * Shutdown (SIGINT/SIGTERM, or "shutdown" with -A): every shard closes its
- * listener, ends the input of its connections so they finish what they
- * are doing and close, then stops its stack and store.
+ * The listener, the -c limit and shutdown are skerry/server.h's: at
+ * SIGINT/SIGTERM (or "shutdown" with -A) every shard closes its listener
+ * and UDP socket, ends the input of its connections so they finish what
+ * they are doing and close, then stops its store and stack.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,7 @@
 #include "skerry/log.h"
 #include "skerry/options.h"
 #include "skerry/reactor.h"
+#include "skerry/server.h"
 #include "skerry/shard.h"
 #include "skerry/socket.h"
 #include "skerry/timer.h"
@@ -43,177 +44,46 @@ static bool opt_enable_shutdown, opt_disable_cas;
 static struct sk_sockaddr listen_addr;
 static enum sk_stack_kind stack_kind;
 
-/* Connections open over all shards, for -c.  Touched once per accept and
- * close, never per request. */
-static atomic_uint open_conns;
+static struct sk_udp *udp_socks[SK_MAX_SHARDS];
+static struct sk_server_config server;
 
-/* A live connection, so that shutdown can end it. */
-struct live {
-	struct live *next, **pprev;
-	struct sk_sock *s;
-};
-
-struct shard_state {
-	struct sk_listener *l;
-	struct sk_udp *udp;
-	struct live *conns;
-	unsigned nconns;
-	bool accepting;
-	bool stopping;
-	bool finished;
-	struct sk_stop_hook hook;
-};
-static struct shard_state shards[SK_MAX_SHARDS];
-
-static struct shard_state *me(void)
+static void on_stop(void)
 {
-	return &shards[sk_shard_id()];
-}
-
-static void shard_finish(struct shard_state *st)
-{
-	if (!st->stopping || st->finished || st->nconns || st->accepting)
-		return;
-	st->finished = true;
-	sk_net_fini();
-	mc_store_fini();
-}
-
-static sk_future conn_done(void *arg, int64_t v, int err)
-{
-	struct live *lv = arg;
-	struct shard_state *st = me();
-
-	(void)v;
-	(void)err;
-	*lv->pprev = lv->next;
-	if (lv->next)
-		lv->next->pprev = lv->pprev;
-	sk_free(lv);
-	st->nconns--;
-	atomic_fetch_sub_explicit(&open_conns, 1, memory_order_relaxed);
-	shard_finish(st);
-	return sk_make_ready(0);
-}
-
-static void serve(struct sk_sock *s)
-{
-	struct shard_state *st = me();
-	unsigned n = atomic_fetch_add_explicit(&open_conns, 1, memory_order_relaxed);
-	struct live *lv;
-
-	if (n >= mc_settings.maxconns || !(lv = sk_alloc(sizeof(*lv)))) {
-		atomic_fetch_sub_explicit(&open_conns, 1, memory_order_relaxed);
-		mc_conn_reject(s);
-		return;
+	struct sk_udp **u = &udp_socks[sk_shard_id()];
+	if (*u) {
+		sk_udp_close(*u);
+		*u = NULL;
 	}
-	lv->s = s;
-	lv->next = st->conns;
-	lv->pprev = &st->conns;
-	if (st->conns)
-		st->conns->pprev = &lv->next;
-	st->conns = lv;
-	st->nconns++;
-	sk_future_ignore(sk_future_then_wrapped(mc_conn_run(s), conn_done, lv));
-}
-
-static sk_future accept_next(void *arg);
-
-static sk_future after_pause(void *arg, int64_t v, int err)
-{
-	(void)arg;
-	(void)v;
-	(void)err;
-	return sk_make_ready(0);
-}
-
-static sk_future accepted(void *arg, int64_t v, int err)
-{
-	struct shard_state *st = arg;
-
-	if (err == -ECANCELED || st->stopping) {
-		if (!err)	/* accepted just as we stopped */
-			sk_future_ignore(sk_close(sk_future_ptr_value(v)));
-		st->accepting = false;
-		shard_finish(st);
-		return sk_make_ready(SK_STOP);
-	}
-	if (err) {
-		/* Out of descriptors and the like: the listener stays; pause
-		 * a little so a full fd table does not spin the shard. */
-		sk_log_warn("accept failed: %s", strerror(-err));
-		return sk_future_then_wrapped(sk_sleep(10 * SK_NSEC_PER_MSEC), after_pause, NULL);
-	}
-	serve(sk_future_ptr_value(v));
-	return sk_make_ready(0);
-}
-
-static sk_future accept_next(void *arg)
-{
-	struct shard_state *st = arg;
-	return sk_future_then_wrapped(sk_accept(st->l), accepted, st);
-}
-
-static void on_stop(void *arg)
-{
-	struct shard_state *st = arg;
-
-	st->stopping = true;
-	if (st->l)
-		sk_listener_close(st->l);
-	if (st->udp)
-		sk_udp_close(st->udp);
-	for (struct live *lv = st->conns; lv; lv = lv->next)
-		sk_shutdown_read(lv->s);
-	shard_finish(st);
 }
 
 static sk_future shard_start(void *arg)
 {
-	struct shard_state *st = me();
-	struct sk_net_config cfg = { .stack = stack_kind };
-	struct sk_listen_opts lo = { .backlog = 1024, .reuseport = true };
 	uint64_t budget = mc_settings.maxbytes / mc_settings.nshards;
-	char where[32];
 	int r;
 
 	(void)arg;
-	memset(st, 0, sizeof(*st));
-	r = sk_net_init(&cfg);
-	if (r) {
-		sk_log_error("cannot start the %s network stack: %s", opt_stack, strerror(-r));
-		return sk_make_error(r);
-	}
 	r = mc_store_init(budget);
 	if (r) {
 		sk_log_error("cannot set up the store: %s", strerror(-r));
-		sk_net_fini();
 		return sk_make_error(r);
 	}
-	st->hook.fn = on_stop;
-	st->hook.arg = st;
-	sk_reactor_at_stop(&st->hook);
-
-	sk_addr_format(&listen_addr, where, sizeof(where));
-	if (mc_settings.port) {
-		r = sk_listen(&listen_addr, &lo, &st->l);
-		if (r) {
-			sk_log_error("cannot listen on %s: %s", where, strerror(-r));
-			return sk_make_error(r);
-		}
-		st->accepting = true;
-		sk_future_ignore(sk_repeat(accept_next, st));
+	/* The store is ready before the first connection can arrive. */
+	r = sk_server_start(&server);
+	if (r) {
+		mc_store_fini();
+		return sk_make_error(r);
 	}
 	if (mc_settings.udp_port) {
 		struct sk_sockaddr ua = listen_addr;
+		struct sk_udp **u = &udp_socks[sk_shard_id()];
 		ua.port = (uint16_t)mc_settings.udp_port;
-		r = sk_udp_bind(&ua, true, &st->udp);
+		r = sk_udp_bind(&ua, true, u);
 		if (r) {
 			sk_log_error("cannot bind UDP port %u: %s", mc_settings.udp_port,
 				     strerror(-r));
 			return sk_make_error(r);
 		}
-		sk_future_ignore(mc_udp_serve(st->udp));
+		sk_future_ignore(mc_udp_serve(*u));
 	}
 	return sk_make_ready(0);
 }
@@ -240,6 +110,14 @@ static sk_future mc_main(void *arg)
 {
 	(void)arg;
 	mc_settings.nshards = sk_shard_count();
+	server.net.stack = stack_kind;
+	server.addr = listen_addr;
+	server.listen = mc_settings.port != 0;
+	server.max_conns = mc_settings.maxconns;
+	server.serve = mc_conn_run;
+	server.reject = mc_conn_reject;
+	server.on_stop = on_stop;
+	server.on_finish = mc_store_fini;
 	return sk_future_then_wrapped(sk_invoke_on_all(shard_start, NULL), started, NULL);
 }
 

@@ -5,11 +5,15 @@
  * and cgroups are honoured); threads are pthreads pinned with hwloc; sleeping
  * is a futex on the caller's word; memory is reserved PROT_NONE and committed
  * in 2 MiB steps, from hugetlbfs pages while the machine has free ones and
- * from normal pages with a THP hint otherwise.
+ * from normal pages with a THP hint otherwise.  File trees are read with
+ * openat(O_NOFOLLOW) relative to directory descriptors, so a symlink can
+ * never lead the walk outside its root.
  */
 #include "platform.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <hwloc.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -326,6 +331,149 @@ int sk_plat_mem_decommit(void *addr, size_t len)
 void sk_plat_mem_release(void *addr, size_t len)
 {
 	munmap(addr, len);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+#define FS_MAX_DEPTH	32
+#define FS_PATH_MAX	4096
+
+struct fs_walk {
+	uint64_t max_total, total;
+	int (*fn)(void *arg, const char *relpath, const void *data, size_t len,
+		  int64_t mtime_unix);
+	void *arg;
+	char path[FS_PATH_MAX];
+};
+
+/* Read up to @len bytes (fewer if the file shrank); *got says how many. */
+static int fs_read_all(int fd, size_t len, void **out, size_t *gotp)
+{
+	char *buf = malloc(len ? len : 1);
+	size_t got = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = -errno;
+			free(buf);
+			return e;
+		}
+		if (n == 0)
+			break;	/* shrank meanwhile: take what is there */
+		got += (size_t)n;
+	}
+	*out = buf;
+	*gotp = got;
+	return 0;
+}
+
+/* One directory: @dfd is owned (closed) here; path[0..plen) is its prefix. */
+static int fs_walk_dir(struct fs_walk *w, int dfd, size_t plen, int depth)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		rc = -errno;
+		close(dfd);
+		return rc;
+	}
+	for (;;) {
+		size_t nlen;
+		struct stat st;
+		int fd;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			rc = -errno;
+			break;
+		}
+		nlen = strlen(de->d_name);
+		if (de->d_name[0] == '.')
+			continue;	/* ".", "..", and hidden files */
+		if (plen + nlen + 2 > sizeof(w->path)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			if (errno == ELOOP || errno == ENXIO || errno == EACCES)
+				continue;	/* a symlink, a socket, unreadable */
+			rc = -errno;
+			break;
+		}
+		if (fstat(fd, &st) < 0) {
+			rc = -errno;
+			close(fd);
+			break;
+		}
+		memcpy(w->path + plen, de->d_name, nlen + 1);
+		if (S_ISDIR(st.st_mode)) {
+			if (depth >= FS_MAX_DEPTH) {
+				close(fd);
+				continue;
+			}
+			w->path[plen + nlen] = '/';
+			rc = fs_walk_dir(w, fd, plen + nlen + 1, depth + 1);
+			if (rc)
+				break;
+			continue;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			close(fd);
+			continue;
+		}
+		w->total += (uint64_t)st.st_size;
+		if (w->total > w->max_total) {
+			close(fd);
+			rc = -EFBIG;
+			break;
+		}
+		void *data = NULL;
+		size_t got = 0;
+		rc = fs_read_all(fd, (size_t)st.st_size, &data, &got);
+		close(fd);
+		if (rc == 0)
+			rc = w->fn(w->arg, w->path, data, got, (int64_t)st.st_mtime);
+		free(data);
+		if (rc)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+int sk_plat_fs_load_tree(const char *root, uint64_t max_total,
+			 int (*fn)(void *arg, const char *relpath, const void *data,
+				   size_t len, int64_t mtime_unix),
+			 void *arg)
+{
+	struct fs_walk *w;
+	int dfd, rc;
+
+	dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	w = malloc(sizeof(*w));
+	if (!w) {
+		close(dfd);
+		return -ENOMEM;
+	}
+	w->max_total = max_total;
+	w->total = 0;
+	w->fn = fn;
+	w->arg = arg;
+	w->path[0] = 0;
+	rc = fs_walk_dir(w, dfd, 0, 0);
+	free(w);
+	return rc;
 }
 
 /* ---- console, termination, exit ----------------------------------------- */

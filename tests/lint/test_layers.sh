@@ -17,7 +17,7 @@ if [ -z "$hits" ]; then ok "no_os_headers_above_kernel_glue"; else bad "no_os_he
 
 # Which public headers belong to which layer.
 declare -A layer_of=([alloc.h]=1 [future.h]=2 [reactor.h]=2 [timer.h]=2 [log.h]=2
-		     [metrics.h]=2 [options.h]=2 [shard.h]=3 [socket.h]=4)
+		     [metrics.h]=2 [options.h]=2 [fs.h]=2 [shard.h]=3 [socket.h]=4 [server.h]=4)
 check_layer() {
 	local dir=$1 level=$2 bad_lines=""
 	for f in "$dir"/*.[ch]; do
