@@ -193,6 +193,10 @@ struct hconn {
 	bool expired;			/* the timer fired: finish up */
 	bool served;			/* answered a request: keep-alive timeout */
 	bool head_timed;		/* the header deadline of this head is set */
+	bool flushing;			/* waiting on sk_flush(): send deadline */
+	bool drained;			/* conn_close() waited for the output */
+	bool aborted;			/* sk_abort() called: no sk_close() */
+	size_t flush_left;		/* queued output at the last send check */
 	int err;			/* write error */
 	uint64_t deadline;		/* 0 = none */
 	uint64_t body_left;
@@ -493,12 +497,29 @@ static void conn_timeout(struct sk_timer *t)
 	struct hconn *c = t->arg;
 	uint64_t now = sk_now_ns();
 
-	if (c->closing || c->expired || c->deadline == 0)
+	if (c->closing || c->deadline == 0)
 		return;
 	if (now < c->deadline) {
 		sk_timer_arm_at(t, c->deadline);
 		return;
 	}
+	if (c->flushing && sk_write_queued(c->s) < c->flush_left) {
+		/* Output is moving: give it another keep-alive time. */
+		c->flush_left = sk_write_queued(c->s);
+		c->deadline = now + httpd_settings.keepalive_timeout_ns;
+		sk_timer_arm_at(t, c->deadline);
+		return;
+	}
+	if (c->flushing) {
+		/* A peer that stopped reading: drop its output and go.  The
+		 * flush fails, and its callback frees the connection. */
+		c->expired = true;
+		c->aborted = true;
+		sk_abort(c->s);
+		return;
+	}
+	if (c->expired)
+		return;
 	c->expired = true;
 	/* Part of a request came but not all of it: 408, then close.  An
 	 * idle connection just closes.  Nothing of ours is staged now. */
@@ -533,10 +554,34 @@ static void conn_closed(void *arg, int64_t v, int err)
 		conn_free(c);
 }
 
+static void conn_drained(void *arg, int64_t v, int err);
+
 static void conn_close(struct hconn *c)
 {
 	if (c->closing)
 		return;
+	if (c->aborted) {
+		/* The stack frees the socket: there is nothing to close. */
+		c->closing = c->closed = true;
+		conn_free(c);
+		return;
+	}
+	/* sk_close() waits for the output to go out: bound that wait, so a
+	 * peer that does not read cannot keep us (and shutdown) for ever. */
+	if (!c->drained && !c->err && sk_write_queued(c->s)) {
+		sk_future f = sk_flush(c->s);
+		c->drained = true;
+		if (!sk_future_available(f)) {
+			c->flushing = true;
+			c->flush_left = sk_write_queued(c->s);
+			c->waiting = true;
+			set_deadline(c, local()->now + httpd_settings.keepalive_timeout_ns);
+			sk_future_on_done(f, conn_drained, c);
+			return;
+		}
+		int ferr;
+		sk_future_get(f, &ferr);
+	}
 	c->closing = true;
 	sk_timer_cancel(&c->timer);
 	sk_future_on_done(sk_close(c->s), conn_closed, c);
@@ -546,6 +591,7 @@ static void conn_close(struct hconn *c)
 static bool conn_wake(struct hconn *c)
 {
 	c->waiting = false;
+	c->flushing = false;
 	if (c->closing) {
 		if (c->closed)
 			conn_free(c);
@@ -579,6 +625,15 @@ static void conn_resumed(void *arg, int64_t v, int err)
 	conn_pump(c);
 }
 
+static void conn_drained(void *arg, int64_t v, int err)
+{
+	struct hconn *c = arg;
+	(void)v;
+	(void)err;
+	if (conn_wake(c))
+		conn_close(c);
+}
+
 static void conn_pump(struct hconn *c)
 {
 	struct hshard *sh = local();
@@ -598,7 +653,10 @@ static void conn_pump(struct hconn *c)
 		if (sk_write_queued(c->s) > HC_OUT_BOUND) {
 			sk_future f = sk_flush(c->s);
 			if (!sk_future_available(f)) {
-				c->deadline = 0;	/* no timeout while sending */
+				/* No send progress for keep-alive time: abort. */
+				c->flushing = true;
+				c->flush_left = sk_write_queued(c->s);
+				set_deadline(c, sh->now + httpd_settings.keepalive_timeout_ns);
 				c->waiting = true;
 				sk_future_on_done(f, conn_resumed, c);
 				return;
