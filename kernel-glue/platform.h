@@ -66,6 +66,19 @@ uint64_t sk_plat_wall_ns(void);
 void sk_plat_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 /* Wake every thread sleeping in sk_plat_wait() on @word. */
 void sk_plat_wake(uint32_t *word);
+/*
+ * Events for sleeping on device input: a shard that drives a device queue
+ * with a file descriptor (a Linux tap) sleeps in sk_plat_event_wait() until
+ * the device has input, another thread signals its event, or the timeout.
+ * sk_plat_event_open: a handle >= 0 or -errno.  signal may be called from
+ * any thread (and a signal handler).  wait returns early when @ev was
+ * signalled (consuming the signal), one of @fds (may be NULL/0) is
+ * readable, or @timeout_ns (UINT64_MAX: none) passed.
+ */
+int sk_plat_event_open(void);
+void sk_plat_event_signal(int ev);
+void sk_plat_event_wait(int ev, const int *fds, unsigned nfds, uint64_t timeout_ns);
+void sk_plat_event_close(int ev);
 /* Hint to the CPU that we are spinning. */
 static inline void sk_plat_cpu_relax(void)
 {

@@ -120,5 +120,8 @@ struct sk_stack {
 };
 
 extern const struct sk_stack sk__posix_stack;
+extern const struct sk_stack sk__native_stack;
+/* The native stack's part of sk_net_config_check(). */
+int sk__native_check(const struct sk_net_config *cfg, char *err, size_t errlen);
 
 #endif /* SK_NET_SOCK_H */

@@ -543,6 +543,20 @@ void sk_addr_format(const struct sk_sockaddr *a, char *buf, size_t len)
 		 (a->ip >> 8) & 255, a->ip & 255, a->port);
 }
 
+int sk_net_config_check(const struct sk_net_config *cfg, char *err, size_t errlen)
+{
+	if (errlen)
+		err[0] = 0;
+	if (cfg->stack == SK_STACK_NATIVE)
+		return sk__native_check(cfg, err, errlen);
+	if (cfg->netdev || cfg->ip || cfg->gw || cfg->mac || cfg->fault) {
+		snprintf(err, errlen, "--netdev, --ip, --gw, --mac and --netdev-fault "
+			 "need --stack=native");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int sk_net_init(const struct sk_net_config *cfg)
 {
 	const struct sk_stack *st;
@@ -551,6 +565,9 @@ int sk_net_init(const struct sk_net_config *cfg)
 	switch (cfg->stack) {
 	case SK_STACK_POSIX:
 		st = &sk__posix_stack;
+		break;
+	case SK_STACK_NATIVE:
+		st = &sk__native_stack;
 		break;
 	default:
 		return -ENOTSUP;

@@ -36,7 +36,8 @@
 
 static unsigned long long opt_port = 11211, opt_udp_port, opt_mb = 64, opt_conns = 1024;
 static uint64_t opt_item_max = 1024 * 1024;
-static const char *opt_listen = "127.0.0.1";
+static const char default_listen[] = "127.0.0.1";
+static const char *opt_listen = default_listen;
 static const char *opt_stack = "posix";
 static int opt_verbose;
 static bool opt_enable_shutdown, opt_disable_cas;
@@ -123,6 +124,8 @@ static sk_future mc_main(void *arg)
 
 static int check_settings(void)
 {
+	char net_err[256];
+
 	if (opt_port > 65535 || opt_udp_port > 65535) {
 		fprintf(stderr, "skerry-memcached: port must be 0..65535\n");
 		return -EINVAL;
@@ -137,9 +140,16 @@ static int check_settings(void)
 			opt_stack);
 		return -EINVAL;
 	}
-	if (stack_kind != SK_STACK_POSIX) {
-		fprintf(stderr, "skerry-memcached: the %s stack is not built in yet\n", opt_stack);
-		return -ENOTSUP;
+	server.net.stack = stack_kind;
+	if (sk_net_config_check(&server.net, net_err, sizeof(net_err))) {
+		fprintf(stderr, "skerry-memcached: %s\n", net_err);
+		return -EINVAL;
+	}
+	/* The native stack has no 127.0.0.1: by default it serves on its
+	 * own --ip address. */
+	if (stack_kind == SK_STACK_NATIVE && opt_listen == default_listen) {
+		opt_listen = "0.0.0.0";
+		sk_addr_parse(opt_listen, (uint16_t)opt_port, &listen_addr);
 	}
 	if (opt_mb == 0 || opt_mb > (1ull << 40)) {
 		fprintf(stderr, "skerry-memcached: -m must be at least 1 (megabytes)\n");
@@ -184,7 +194,7 @@ int main(int argc, char **argv)
 		{ "udp-port", 'U', SK_OPT_UINT, &opt_udp_port, "PORT",
 		  "UDP port to listen on (0 = off)" },
 		{ "listen", 'l', SK_OPT_STRING, &opt_listen, "ADDR",
-		  "IPv4 address to listen on" },
+		  "IPv4 address to listen on (native stack: its --ip)" },
 		{ "memory-limit", 'm', SK_OPT_UINT, &opt_mb, "MB",
 		  "item memory in megabytes, split over the shards" },
 		{ "conn-limit", 'c', SK_OPT_UINT, &opt_conns, "N",
@@ -198,7 +208,9 @@ int main(int argc, char **argv)
 		{ "disable-cas", 'C', SK_OPT_FLAG, &opt_disable_cas, NULL,
 		  "no CAS values (saves 8 bytes per item)" },
 		{ "stack", 0, SK_OPT_STRING, &opt_stack, "NAME",
-		  "network stack: posix (kernel sockets via io_uring)" },
+		  "network stack: posix (kernel sockets via io_uring) or native "
+		  "(skerry's TCP/IP over --netdev)" },
+		SK_NET_NATIVE_OPTIONS(&server.net),
 		{ 0 },
 	};
 	static const struct sk_program prog = {

@@ -40,7 +40,7 @@ struct sk_sockaddr {
 
 enum sk_stack_kind {
 	SK_STACK_POSIX,		/* kernel sockets through io_uring */
-	SK_STACK_NATIVE,	/* skerry's own TCP/IP stack (later) */
+	SK_STACK_NATIVE,	/* skerry's own TCP/IP stack over a netdev */
 };
 
 struct sk_net_config {
@@ -49,7 +49,38 @@ struct sk_net_config {
 	unsigned rx_buffer_size;	/* bytes; 0 = default (16384) */
 	size_t rx_limit;	/* buffered input per socket before the stack
 				 * stops reading it; 0 = default (256 KiB) */
+	/* Native stack only (NULL: unset). */
+	const char *netdev;	/* "tap:NAME" or "loop" (required) */
+	const char *ip;		/* "ADDR/PREFIX" (required) */
+	const char *gw;		/* default gateway "ADDR" */
+	const char *mac;	/* "02:00:00:00:00:01"; default: random
+				 * locally administered */
+	const char *fault;	/* fault injection, see sk_fault_parse() */
 };
+
+/*
+ * The command-line options of the native stack, for a program's option
+ * table (struct sk_option, skerry/options.h): --netdev, --ip, --gw, --mac,
+ * --netdev-fault into the fields of @cfg (a struct sk_net_config *).
+ */
+#define SK_NET_NATIVE_OPTIONS(cfg)                                             \
+	{ "netdev", 0, SK_OPT_STRING, &(cfg)->netdev, "DEV",                   \
+	  "native stack device: tap:NAME (Linux tap, one queue per shard) or loop" }, \
+	{ "ip", 0, SK_OPT_STRING, &(cfg)->ip, "ADDR/PREFIX",                   \
+	  "native stack: our IPv4 address and subnet, e.g. 10.0.0.2/24" },     \
+	{ "gw", 0, SK_OPT_STRING, &(cfg)->gw, "ADDR",                          \
+	  "native stack: default gateway" },                                   \
+	{ "mac", 0, SK_OPT_STRING, &(cfg)->mac, "MAC",                         \
+	  "native stack: our MAC address (default: random, locally administered)" }, \
+	{ "netdev-fault", 0, SK_OPT_STRING, &(cfg)->fault, "SPEC",             \
+	  "native stack: inject faults, e.g. drop=0.05,reorder=0.02,dup=0.01,corrupt=0.001,seed=1" }
+
+/*
+ * Check @cfg before starting shards: for the native stack, that a device
+ * is named and known, and that the address, gateway, MAC and fault spec
+ * parse.  0, or -EINVAL with a one-line reason in @err.
+ */
+int sk_net_config_check(const struct sk_net_config *cfg, char *err, size_t errlen);
 
 struct sk_sock;		/* a TCP connection */
 struct sk_listener;	/* a listening TCP socket of this shard */

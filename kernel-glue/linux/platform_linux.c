@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -210,6 +212,46 @@ void sk_plat_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns)
 void sk_plat_wake(uint32_t *word)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* Events are eventfds: pollable together with device descriptors. */
+int sk_plat_event_open(void)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+void sk_plat_event_signal(int ev)
+{
+	uint64_t one = 1;
+	ssize_t r = write(ev, &one, sizeof(one));
+	(void)r;	/* EAGAIN: the counter is already non-zero */
+}
+
+void sk_plat_event_wait(int ev, const int *fds, unsigned nfds, uint64_t timeout_ns)
+{
+	struct pollfd pf[9];
+	struct timespec ts, *tsp = NULL;
+	unsigned n = 0;
+	uint64_t v;
+
+	pf[n++] = (struct pollfd){ .fd = ev, .events = POLLIN };
+	for (unsigned i = 0; i < nfds && n < 9; i++)
+		pf[n++] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+	if (timeout_ns != UINT64_MAX) {
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+		tsp = &ts;
+	}
+	if (ppoll(pf, n, tsp, NULL) > 0 && (pf[0].revents & POLLIN)) {
+		ssize_t r = read(ev, &v, sizeof(v));
+		(void)r;
+	}
+}
+
+void sk_plat_event_close(int ev)
+{
+	close(ev);
 }
 
 /* ---- memory ------------------------------------------------------------- */

@@ -6,6 +6,7 @@
  * main() comes from here: it runs every case (or those named on the command
  * line), prints "ok"/"not ok" per case, and ends with
  * "# <binary>: N passed, M failed"; the exit status is 1 if any case failed.
+ * SK_SKIP(reason) ends a case that cannot run here; it counts as neither.
  * scripts/test adds these lines up over all binaries and builds.
  */
 #ifndef SK_TEST_H
@@ -42,6 +43,17 @@ static inline void sk_test_register(const char *name, void (*fn)(void))
 	}                                                                      \
 	static void name(void)
 
+/*
+ * Skip the rest of the case (a facility the machine lacks): it is reported
+ * as "ok - name # SKIP reason" and counted neither passed nor failed.
+ */
+static const char *sk_test_skip_reason;
+#define SK_SKIP(reason)                                                        \
+	do {                                                                   \
+		sk_test_skip_reason = (reason);                                \
+		return;                                                        \
+	} while (0)
+
 #define CHECK(cond)                                                            \
 	do {                                                                   \
 		if (!(cond)) {                                                 \
@@ -63,7 +75,7 @@ static inline void sk_test_register(const char *name, void (*fn)(void))
 
 int main(int argc, char **argv)
 {
-	int passed = 0, failed = 0;
+	int passed = 0, failed = 0, skipped = 0;
 	const char *prog = strrchr(argv[0], '/');
 	prog = prog ? prog + 1 : argv[0];
 
@@ -77,8 +89,13 @@ int main(int argc, char **argv)
 				continue;
 		}
 		int before = sk_test_failed_checks;
+		sk_test_skip_reason = NULL;
 		sk_test_cases[i].fn();
-		if (sk_test_failed_checks == before) {
+		if (sk_test_failed_checks == before && sk_test_skip_reason) {
+			skipped++;
+			printf("ok - %s # SKIP %s\n", sk_test_cases[i].name,
+			       sk_test_skip_reason);
+		} else if (sk_test_failed_checks == before) {
 			passed++;
 			printf("ok - %s\n", sk_test_cases[i].name);
 		} else {
@@ -86,6 +103,8 @@ int main(int argc, char **argv)
 			printf("not ok - %s\n", sk_test_cases[i].name);
 		}
 	}
+	if (skipped)
+		printf("# %s: %d skipped\n", prog, skipped);
 	printf("# %s: %d passed, %d failed\n", prog, passed, failed);
 	return failed ? 1 : 0;
 }

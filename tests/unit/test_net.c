@@ -24,9 +24,31 @@ static uint8_t pattern(uint64_t i)
 	return (uint8_t)(i * 131 + (i >> 9));
 }
 
+/*
+ * Built twice: test_net runs on the posix stack over the kernel's loopback,
+ * test_net_native (-DSK_TEST_NATIVE) runs the same cases on the native
+ * stack over a loop device that returns every frame to itself, one queue
+ * per shard - so the native stack honours the same socket semantics;
+ * test_net_native_1q with one queue for all shards (shard 0 receives and
+ * forwards in software, the others transmit through it).
+ */
+#ifdef SK_TEST_NATIVE
+#define TEST_HOST "10.0.0.1"
+#ifndef SK_TEST_NETDEV
+#define SK_TEST_NETDEV "loop"
+#endif
+#else
+#define TEST_HOST "127.0.0.1"
+#endif
+
 static sk_future net_up(void *arg)
 {
+#ifdef SK_TEST_NATIVE
+	struct sk_net_config cfg = { .stack = SK_STACK_NATIVE, .netdev = SK_TEST_NETDEV,
+				     .ip = TEST_HOST "/24" };
+#else
 	struct sk_net_config cfg = { .stack = SK_STACK_POSIX };
+#endif
 	(void)arg;
 	/* Small buffers so that a few KiB already span several of them. */
 	cfg.rx_buffers = 64;
@@ -205,7 +227,7 @@ static sk_future echo_listen(void *arg)
 	struct sk_sockaddr a;
 	struct sk_listen_opts o = { .reuseport = true };
 	(void)arg;
-	sk_addr_parse("127.0.0.1", et.port, &a);
+	sk_addr_parse(TEST_HOST, et.port, &a);
 	int r = sk_listen(&a, &o, &srv->l);
 	if (r)
 		return sk_make_error(r);
@@ -226,7 +248,7 @@ static sk_future echo_clients(void *arg)
 	for (unsigned i = 0; i < et.nclients; i++) {
 		struct client *c = &et.cl[me][i];
 		memset(c, 0, sizeof(*c));
-		sk_addr_parse("127.0.0.1", et.port, &c->to);
+		sk_addr_parse(TEST_HOST, et.port, &c->to);
 		c->total = et.bytes;
 		c->done = &et.done[me];
 		et.fs[me][i] = client_run(c);
@@ -365,7 +387,7 @@ static void keep(void *arg, int64_t v, int err)
 static sk_future listen_any(void)
 {
 	struct sk_listen_opts o = { 0 };
-	sk_addr_parse("127.0.0.1", 0, &m.addr);
+	sk_addr_parse(TEST_HOST, 0, &m.addr);
 	int r = sk_listen(&m.addr, &o, &m.l);
 	if (r)
 		return sk_make_error(r);
@@ -585,7 +607,7 @@ static sk_future udp_main(void *arg)
 	sk_future f = net_up(NULL);
 	if (sk_future_failed(f))
 		return f;
-	sk_addr_parse("127.0.0.1", 0, &a);
+	sk_addr_parse(TEST_HOST, 0, &a);
 	if (sk_udp_bind(&a, false, &u1) || sk_udp_bind(&a, false, &u2))
 		return sk_make_error(-EIO);
 	sk_udp_addr(u2, &b);
@@ -749,7 +771,11 @@ SK_TEST(abort_waits_for_the_send_in_flight_before_releasing_output)
 	ab_released = 0;
 	ab_released_in_abort = false;
 	CHECK_EQ(sk_test_run(1, abort_main, NULL), 0);
+#ifndef SK_TEST_NATIVE
+	/* The native stack copies into packets as it sends: nothing reads
+	 * the memory after sk_abort, so it may be released at once. */
 	CHECK(!ab_released_in_abort);
+#endif
 	CHECK_EQ(ab_released, 1);
 	CHECK_EQ(m.got, 5);
 }

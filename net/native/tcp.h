@@ -1,0 +1,200 @@
+/*
+ * tcp.h - private to tcp.c, tcp_in.c, tcp_out.c and tcp_timer.c.
+ *
+ * One struct tcp_conn per connection, with the app-visible struct sk_sock
+ * first (sk_sock * <-> tcp_conn *).  A connection lives as long as either
+ * side needs it: the app (owner != OWN_NONE) or the protocol (state !=
+ * TCP_CLOSED, i.e. it is in the instance's table).  tcp_maybe_free() frees
+ * it once neither does.
+ *
+ * Sequence space of the send side: the SYN at iss, then the bytes of the
+ * socket's output queue s->out (its front byte is snd_una once the SYN is
+ * acknowledged), then our FIN at fin_seq.  Nothing is copied until a
+ * segment is built: s->out is the send buffer.
+ */
+#ifndef SK_NET_NATIVE_TCP_H
+#define SK_NET_NATIVE_TCP_H
+
+#include "nx.h"
+#include "skerry/timer.h"
+
+/* 32-bit sequence arithmetic (RFC 1982 style, through int32_t). */
+#define SEQ_LT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
+#define SEQ_GT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
+
+/* Header flags. */
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_PSH 0x08
+#define TH_ACK 0x10
+#define TH_URG 0x20
+
+#define TCP_WSCALE 7		/* our window shift: 8 MiB windows */
+#define TCP_MAX_WSCALE 14	/* RFC 7323 limit for the peer's */
+#define TCP_DEFAULT_MSS 536	/* RFC 9293 3.7.1: when the peer says none */
+#define TCP_IW_SEGS 10		/* RFC 6928 initial window */
+/* Payloads below this are copied out of the packet so that a peer sending
+ * tiny segments does not pin a packet buffer per handful of bytes. */
+#define TCP_COPY_BELOW 512
+#define TCP_CHUNK 4096		/* copy chunk size */
+
+enum tcp_state {
+	TCP_CLOSED,
+	TCP_LISTEN,		/* listeners only */
+	TCP_SYN_SENT,
+	TCP_SYN_RECEIVED,
+	TCP_ESTABLISHED,
+	TCP_FIN_WAIT_1,
+	TCP_FIN_WAIT_2,
+	TCP_CLOSE_WAIT,
+	TCP_CLOSING,
+	TCP_LAST_ACK,
+	TCP_TIME_WAIT,
+};
+
+/* Who besides the protocol holds the connection. */
+enum tcp_owner {
+	OWN_NONE,		/* nobody: orphan (TIME_WAIT, FIN_WAIT_2) */
+	OWN_HALF,		/* a listener's half-open SYN_RECEIVED */
+	OWN_ACCEPTQ,		/* established, in a listener's accept queue */
+	OWN_CONNECT,		/* nx_tcp_connect's promise */
+	OWN_APP,		/* the app's sk_sock */
+	OWN_CLOSING,		/* sk_close called, its promise not resolved */
+};
+
+struct tcp_conn {
+	struct sk_sock s;		/* first */
+	struct nx_stack *st;
+	struct tcp_conn *hnext;		/* hash chain */
+	struct tcp_conn *dnext, **dprev;	/* dirty list (dprev NULL: off) */
+	struct tcp_conn *anext, **aprev;	/* every connection of the instance */
+	struct tcp_conn *qnext;		/* accept queue */
+	struct sk_listener *lst;	/* OWN_HALF / OWN_ACCEPTQ */
+	struct sk_promise *conn_p;	/* OWN_CONNECT */
+	uint32_t lip, rip;
+	uint16_t lport, rport;
+	uint8_t state;			/* enum tcp_state */
+	uint8_t owner;			/* enum tcp_owner */
+	bool in_table;
+	bool passive;			/* opened by a listener */
+	bool ack_now;			/* send an ACK in this round's output */
+	bool synack_now;		/* (re)send SYN / SYN-ACK */
+	bool fin_queued;		/* app closed: FIN after the output */
+	bool fin_sent;			/* fin_seq is valid */
+	bool fin_acked;
+	bool ws_ok;			/* window scaling negotiated */
+	bool in_recovery;		/* NewReno fast recovery */
+	bool rtt_timing;
+	bool persist;			/* rtx timer runs as persist timer */
+	bool probe_sent;		/* a window probe byte is out */
+
+	/* Send side. */
+	uint32_t iss, snd_una, snd_nxt, snd_max, fin_seq;
+	uint32_t snd_wnd, snd_wnd_max, snd_wl1, snd_wl2;
+	uint32_t cwnd, ssthresh, recover;
+	uint16_t mss;			/* segment size we send */
+	uint8_t snd_wscale, rcv_wscale;
+	unsigned dupacks;
+	unsigned retries;		/* consecutive timeouts */
+	uint32_t rtt_seq;
+	uint64_t rtt_start;
+	uint64_t srtt, rttvar, rto;	/* ns; srtt 0: no sample yet */
+	uint64_t persist_ival;
+
+	/* Receive side. */
+	uint32_t irs, rcv_nxt, rcv_adv;	/* rcv_adv: right edge advertised */
+	uint32_t last_ack;		/* rcv_nxt of the last ACK sent */
+	uint16_t rcv_mss;		/* peer's segments (delayed ACK rule) */
+	struct sk_pkt *ooo;		/* out-of-order, by seq, via nextpkt */
+	size_t ooo_bytes;
+
+	/* Send-buffer cursor: seg of s->out holding offset cur_off. */
+	struct sk_seg *cur_seg;
+	size_t cur_off;
+
+	struct sk_timer rtx;		/* retransmit / SYN / persist */
+	struct sk_timer delack;
+	struct sk_timer tw;		/* TIME_WAIT, FIN_WAIT_2, keepalive */
+};
+
+struct sk_listener {
+	struct nx_stack *st;
+	struct sk_listener *next;
+	struct sk_sockaddr addr;
+	unsigned backlog;		/* accept queue limit */
+	unsigned nhalf;			/* half-open connections */
+	unsigned qlen;
+	struct tcp_conn *qhead, **qtail;
+	struct sk_promise *acc;
+};
+
+struct nx_tcp {
+	struct tcp_conn **tab;
+	unsigned tab_mask, nconns;
+	uint32_t hseed;
+	uint32_t secret[4];		/* ISN key (RFC 6528) */
+	struct sk_listener *listeners;
+	struct tcp_conn *dirty;
+	struct tcp_conn *all;
+	unsigned busy;			/* connections the app holds */
+	uint16_t next_port;
+};
+
+static inline struct tcp_conn *tcp_of(struct sk_sock *s)
+{
+	return (struct tcp_conn *)s;
+}
+
+/* Parsed header of a received segment (host order). */
+struct tcp_seg {
+	uint32_t seq, ack;
+	uint16_t sport, dport, wnd;
+	uint8_t flags;
+	uint16_t mss;			/* 0: none */
+	int8_t wscale;			/* -1: none */
+	uint32_t len;			/* payload bytes */
+};
+
+/* tcp.c */
+struct tcp_conn *tcp_lookup(struct nx_stack *st, uint32_t lip, uint16_t lport,
+			    uint32_t rip, uint16_t rport);
+struct sk_listener *tcp_listener_find(struct nx_stack *st, uint32_t ip, uint16_t port);
+struct tcp_conn *tcp_conn_new(struct nx_stack *st, uint32_t lip, uint16_t lport,
+			      uint32_t rip, uint16_t rport);
+uint32_t tcp_isn(struct nx_stack *st, uint32_t lip, uint16_t lport, uint32_t rip,
+		 uint16_t rport);
+void tcp_set_state(struct tcp_conn *c, enum tcp_state state);
+void tcp_closed(struct tcp_conn *c);
+void tcp_fail(struct tcp_conn *c, int err);
+void tcp_maybe_free(struct tcp_conn *c);
+void tcp_established(struct tcp_conn *c);
+void tcp_fin_acked(struct tcp_conn *c);
+void tcp_mark_dirty(struct tcp_conn *c);
+
+/* tcp_out.c */
+void tcp_output_conn(struct tcp_conn *c);
+void tcp_send_ack(struct tcp_conn *c);
+void tcp_send_rst(struct tcp_conn *c);
+void tcp_reply_rst(struct nx_stack *st, uint32_t src, uint32_t dst,
+		   const struct tcp_seg *sg);
+void tcp_retransmit_una(struct tcp_conn *c);
+void tcp_persist_probe(struct tcp_conn *c);
+uint32_t tcp_rcv_space(const struct tcp_conn *c);
+bool tcp_window_update_due(const struct tcp_conn *c);
+void tcp_tx_done(struct tcp_conn *c, size_t n);
+
+/* tcp_timer.c */
+void tcp_timers_init(struct tcp_conn *c);
+void tcp_timers_stop(struct tcp_conn *c);
+void tcp_rtx_arm(struct tcp_conn *c);
+void tcp_rtx_restart(struct tcp_conn *c);
+void tcp_persist_arm(struct tcp_conn *c);
+void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt);
+void tcp_delack_arm(struct tcp_conn *c);
+void tcp_time_wait_arm(struct tcp_conn *c);
+void tcp_fin_wait2_arm(struct tcp_conn *c);
+
+#endif /* SK_NET_NATIVE_TCP_H */

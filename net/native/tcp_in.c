@@ -1,0 +1,816 @@
+/*
+ * tcp_in.c - processing received TCP segments.
+ *
+ * Roadmap:
+ *   nx_tcp_input: length, data offset, checksum, flags, options
+ *     -> tcp_lookup (4-tuple) -> syn_sent_input | tcp_process
+ *     -> else listener -> listen_input (SYN: new SYN_RECEIVED connection)
+ *     -> else RST (RFC 9293 3.10.7.1)
+ *   tcp_process (RFC 9293 3.10.7.4, in this order):
+ *     RST (RFC 5961: exact -> reset, in window -> challenge ACK), SYN
+ *     (challenge ACK), sequence check and trimming (old data -> ACK,
+ *     beyond the window -> ACK), ACK (handshake completion, snd_una,
+ *     RTT, NewReno, window update, FIN acknowledged), URG ignored, text
+ *     -> receive (in order: to the socket; otherwise the reassembly
+ *     queue), FIN.
+ *
+ * Nothing here sends directly except RST replies to strangers: the
+ * connection is marked dirty with ack_now (or the delayed-ACK timer is
+ * armed) and tcp_output_conn sends at the end of the round.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "tcp.h"
+#include "skerry/alloc.h"
+
+#define OOO_SEQ(p) ((uint32_t)(p)->meta[0])
+#define OOO_LEN(p) ((uint32_t)(p)->meta[1])
+#define OOO_FIN(p) (((p)->meta[1] >> 32) & 1)
+
+static inline uint32_t min32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint16_t our_mss(const struct nx_stack *st)
+{
+	uint32_t m = (uint32_t)st->mtu - NX_IP_HLEN - NX_TCP_HLEN;
+	/* A segment must fit one packet buffer. */
+	uint32_t room = SK_PKT_DATAROOM - NX_TCP_HLEN - 40;
+	return (uint16_t)(m < room ? m : room);
+}
+
+/* --- parsing ------------------------------------------------------------ */
+
+/* Options of a header of @hlen bytes; false if malformed. */
+static bool parse_opts(const uint8_t *h, unsigned hlen, struct tcp_seg *sg)
+{
+	unsigned i = NX_TCP_HLEN;
+
+	sg->mss = 0;
+	sg->wscale = -1;
+	while (i < hlen) {
+		uint8_t kind = h[i];
+		unsigned len;
+
+		if (kind == 0)
+			break;		/* end of list */
+		if (kind == 1) {
+			i++;		/* NOP */
+			continue;
+		}
+		if (i + 1 >= hlen)
+			return false;	/* no room for the length */
+		len = h[i + 1];
+		if (len < 2 || i + len > hlen)
+			return false;
+		switch (kind) {
+		case 2:
+			if (len != 4)
+				return false;
+			if (sg->flags & TH_SYN)
+				sg->mss = nx_get16(h + i + 2);
+			break;
+		case 3:
+			if (len != 3)
+				return false;
+			if (sg->flags & TH_SYN)
+				sg->wscale = (int8_t)min32(h[i + 2], TCP_MAX_WSCALE);
+			break;
+		case 4:		/* SACK permitted: we do not SACK */
+			if (len != 2)
+				return false;
+			break;
+		case 8:		/* timestamps: not used, never sent */
+			if (len != 10)
+				return false;
+			break;
+		default:
+			break;
+		}
+		i += len;
+	}
+	return true;
+}
+
+/* --- delivery to the socket --------------------------------------------- */
+
+static void tcp_pkt_release(struct sk_seg *seg)
+{
+	sk_pkt_free(seg->arg);
+}
+
+static void tcp_chunk_release(struct sk_seg *seg)
+{
+	sk_free(seg->arg);
+}
+
+/* Drop @n bytes from the front of a packet's payload (any chain). */
+static void pkt_trim_front(struct sk_pkt *p, uint32_t n)
+{
+	struct sk_pkt *q = p;
+
+	p->pkt_len -= n;
+	while (n && q) {
+		uint32_t k = min32(n, q->len);
+		q->data += k;
+		q->len -= k;
+		n -= k;
+		q = q->next;
+	}
+}
+
+/*
+ * @len in-order payload bytes at p->data go to the app (zero-copy for
+ * full segments, copied for small ones).  Takes @p.  False: no memory,
+ * the bytes were not taken.
+ */
+static bool deliver(struct tcp_conn *c, struct sk_pkt *p, uint32_t len)
+{
+	struct sk_sock *s = &c->s;
+	struct sk_seg *seg;
+
+	if (c->owner == OWN_NONE || c->owner == OWN_CLOSING || s->eof) {
+		/* Nobody reads any more: accept and discard. */
+		sk_pkt_free(p);
+		return true;
+	}
+	if (len >= TCP_COPY_BELOW && !p->next) {
+		seg = sk__seg_get();
+		if (!seg) {
+			sk_pkt_free(p);
+			return false;
+		}
+		seg->p = p->data;
+		seg->len = len;
+		seg->arg = p;
+		seg->release = tcp_pkt_release;
+		sk__sock_rx(s, seg);
+		return true;
+	}
+	/* Small: append to our own tail chunk when no reader needs waking
+	 * (sk__sock_rx is what wakes it), else a fresh chunk. */
+	if (s->in.head && !s->rd) {
+		struct sk_seg *tail = (struct sk_seg *)((char *)s->in.tail -
+							offsetof(struct sk_seg, next));
+		if (tail->release == tcp_chunk_release && tail->room >= len) {
+			sk_pkt_copy_out(p, 0, len, tail->p + tail->len);
+			tail->len += len;
+			tail->room -= len;
+			s->in.bytes += len;
+			sk_pkt_free(p);
+			return true;
+		}
+	}
+	uint32_t cap = len > TCP_CHUNK ? len : TCP_CHUNK;
+	uint8_t *mem = sk_alloc(cap);
+	seg = mem ? sk__seg_get() : NULL;
+	if (!seg) {
+		sk_free(mem);
+		sk_pkt_free(p);
+		return false;
+	}
+	sk_pkt_copy_out(p, 0, len, mem);
+	sk_pkt_free(p);
+	seg->p = mem;
+	seg->len = len;
+	seg->room = cap - len;
+	seg->arg = mem;
+	seg->release = tcp_chunk_release;
+	sk__sock_rx(s, seg);
+	return true;
+}
+
+/* The peer's FIN, in order. */
+static void fin_in(struct tcp_conn *c)
+{
+	c->rcv_nxt++;
+	c->ack_now = true;
+	sk__sock_rx_end(&c->s, 0);
+	switch (c->state) {
+	case TCP_SYN_RECEIVED:
+	case TCP_ESTABLISHED:
+		c->state = TCP_CLOSE_WAIT;
+		break;
+	case TCP_FIN_WAIT_1:
+		c->state = TCP_CLOSING;
+		break;
+	case TCP_FIN_WAIT_2:
+		tcp_set_state(c, TCP_TIME_WAIT);
+		break;
+	default:
+		break;
+	}
+	tcp_mark_dirty(c);
+}
+
+/* Insert a segment that starts past rcv_nxt into the reassembly queue.
+ * Takes @p (data at the payload). */
+static void ooo_insert(struct tcp_conn *c, struct sk_pkt *p, uint32_t seq,
+		       uint32_t len, bool fin)
+{
+	struct nx_stack *st = c->st;
+	struct sk_pkt **pp = &c->ooo, *q, *prev = NULL;
+
+	if (p->next || c->ooo_bytes + len > nx_tcp_tun.ooo_max) {
+		NX_INC(st, tcp_ooo_dropped);
+		sk_pkt_free(p);
+		return;
+	}
+	/* prev: the last queued segment starting at or before us. */
+	for (q = c->ooo; q && SEQ_LEQ(OOO_SEQ(q), seq); q = q->nextpkt) {
+		prev = q;
+		pp = &q->nextpkt;
+	}
+	if (prev) {
+		uint32_t pend = OOO_SEQ(prev) + OOO_LEN(prev);
+		if (SEQ_GEQ(pend, seq + len) && !(fin && !OOO_FIN(prev) &&
+						  pend == seq + len)) {
+			NX_INC(st, tcp_dup_rx);
+			sk_pkt_free(p);
+			return;
+		}
+		if (SEQ_GT(pend, seq)) {
+			uint32_t cut = min32(pend - seq, len);
+			pkt_trim_front(p, cut);
+			seq += cut;
+			len -= cut;
+		}
+	}
+	/* Swallow the segments we cover; stop short of one we overlap. */
+	while ((q = *pp) && SEQ_LT(OOO_SEQ(q), seq + len)) {
+		uint32_t qend = OOO_SEQ(q) + OOO_LEN(q);
+		if (SEQ_LEQ(qend, seq + len)) {
+			*pp = q->nextpkt;
+			c->ooo_bytes -= OOO_LEN(q);
+			if (OOO_FIN(q))
+				fin = true;
+			sk_pkt_free(q);
+			continue;
+		}
+		len = OOO_SEQ(q) - seq;
+		fin = false;
+		break;
+	}
+	p->meta[0] = seq;
+	p->meta[1] = (uint64_t)len | (uint64_t)fin << 32;
+	p->nextpkt = *pp;
+	*pp = p;
+	c->ooo_bytes += len;
+	NX_INC(st, tcp_ooo_queued);
+}
+
+static void ooo_free(struct tcp_conn *c)
+{
+	sk_pkt_free_list(c->ooo);
+	c->ooo = NULL;
+	c->ooo_bytes = 0;
+}
+
+/* After rcv_nxt moved: what the queue now continues. */
+static void ooo_drain(struct tcp_conn *c)
+{
+	struct sk_pkt *q;
+
+	while ((q = c->ooo) && SEQ_LEQ(OOO_SEQ(q), c->rcv_nxt)) {
+		uint32_t skip = c->rcv_nxt - OOO_SEQ(q), len = OOO_LEN(q);
+		bool fin = OOO_FIN(q);
+
+		c->ooo = q->nextpkt;
+		q->nextpkt = NULL;
+		c->ooo_bytes -= len;
+		if (skip > len || (skip == len && !fin)) {
+			sk_pkt_free(q);
+			continue;
+		}
+		pkt_trim_front(q, skip);
+		len -= skip;
+		if (len) {
+			if (!deliver(c, q, len)) {
+				/* Not taken: the peer sends it again. */
+				NX_INC(c->st, tcp_rcv_full);
+				ooo_free(c);
+				return;
+			}
+			c->rcv_nxt += len;
+		} else {
+			sk_pkt_free(q);
+		}
+		if (fin) {
+			ooo_free(c);	/* nothing lies past a FIN */
+			fin_in(c);
+			return;
+		}
+	}
+}
+
+/* In-order data arrived: ACK every second full segment, else delay. */
+static void ack_policy(struct tcp_conn *c, bool now)
+{
+	if (now || c->rcv_nxt - c->last_ack >= 2u * c->rcv_mss)
+		c->ack_now = true;
+	else
+		tcp_delack_arm(c);
+	if (c->ack_now)
+		tcp_mark_dirty(c);
+	/* A window under half open: have sk_read_consume tell us when the
+	 * app makes room, so a window update can go out. */
+	if (tcp_rcv_space(c) < c->s.rx_limit / 2)
+		c->s.rx_paused = true;
+}
+
+/* --- congestion control (RFC 5681, RFC 6582) ---------------------------- */
+
+static void cc_new_ack(struct tcp_conn *c, uint32_t ack, uint32_t acked)
+{
+	uint32_t mss = c->mss;
+
+	if (c->in_recovery) {
+		if (SEQ_GEQ(ack, c->recover)) {
+			/* Full ACK: deflate to ssthresh (RFC 6582 3.2 (3)). */
+			uint32_t flight = c->snd_max - ack;
+			uint32_t w = (flight > mss ? flight : mss) + mss;
+			c->cwnd = w < c->ssthresh ? w : c->ssthresh;
+			c->in_recovery = false;
+			c->dupacks = 0;
+		} else {
+			/* Partial ACK: deflate by what it acked, add one MSS
+			 * back, resend the next hole (caller). */
+			c->cwnd = c->cwnd > acked ? c->cwnd - acked : 0;
+			if (acked >= mss)
+				c->cwnd += mss;
+			if (c->cwnd < mss)
+				c->cwnd = mss;
+		}
+		return;
+	}
+	c->dupacks = 0;
+	if (c->cwnd < c->ssthresh) {
+		c->cwnd += min32(acked, mss);	/* slow start, L = 1 SMSS */
+	} else {
+		uint32_t inc = mss * mss / (c->cwnd ? c->cwnd : 1);
+		c->cwnd += inc ? inc : 1;	/* congestion avoidance */
+	}
+	if (c->cwnd > 0x3fffffff)
+		c->cwnd = 0x3fffffff;
+}
+
+static void cc_dup_ack(struct tcp_conn *c, uint32_t ack)
+{
+	uint32_t mss = c->mss;
+
+	c->dupacks++;
+	if (c->in_recovery) {
+		c->cwnd += mss;	/* inflate: a segment left the network */
+		tcp_mark_dirty(c);
+		return;
+	}
+	if (c->dupacks == 3 && SEQ_GT(ack, c->recover)) {
+		uint32_t flight = c->snd_max - c->snd_una;
+		c->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+		c->recover = c->snd_max;
+		c->in_recovery = true;
+		NX_INC(c->st, tcp_fast_retransmits);
+		tcp_retransmit_una(c);
+		c->cwnd = c->ssthresh + 3 * mss;
+		tcp_mark_dirty(c);
+	}
+}
+
+/* --- LISTEN ------------------------------------------------------------- */
+
+static void take_syn_opts(struct tcp_conn *c, const struct tcp_seg *sg)
+{
+	uint16_t ours = our_mss(c->st);
+	uint16_t peer = sg->mss ? sg->mss : TCP_DEFAULT_MSS;
+
+	c->mss = peer < ours ? peer : ours;
+	if (c->mss < 64)
+		c->mss = 64;	/* nonsense MSS: do not send 1-byte segments */
+	c->rcv_mss = c->mss;
+	if (sg->wscale >= 0) {
+		c->ws_ok = true;
+		c->snd_wscale = (uint8_t)sg->wscale;
+	} else {
+		c->ws_ok = false;
+		c->snd_wscale = 0;
+		c->rcv_wscale = 0;
+	}
+	/* RFC 6928 initial window. */
+	c->cwnd = TCP_IW_SEGS * (uint32_t)c->mss;
+}
+
+static void listen_input(struct nx_stack *st, struct sk_listener *l,
+			 const struct tcp_seg *sg, uint32_t src, uint32_t dst)
+{
+	struct tcp_conn *c;
+
+	if (sg->flags & TH_RST) {
+		NX_INC(st, tcp_rst_rx);
+		return;
+	}
+	if (sg->flags & TH_ACK) {
+		NX_INC(st, tcp_bad_ack);
+		tcp_reply_rst(st, src, dst, sg);
+		return;
+	}
+	if (!(sg->flags & TH_SYN)) {
+		NX_INC(st, tcp_bad_flags);
+		return;
+	}
+	if (l->nhalf >= nx_tcp_tun.syn_backlog) {
+		NX_INC(st, tcp_backlog_full);
+		return;
+	}
+	if (l->qlen >= l->backlog) {
+		NX_INC(st, tcp_accept_full);
+		return;
+	}
+	c = tcp_conn_new(st, dst, sg->dport, src, sg->sport);
+	if (!c) {
+		NX_INC(st, tcp_syn_dropped);
+		return;
+	}
+	c->passive = true;
+	c->lst = l;
+	c->owner = OWN_HALF;
+	l->nhalf++;
+	c->irs = sg->seq;
+	c->rcv_nxt = sg->seq + 1;
+	c->rcv_adv = c->rcv_nxt;
+	c->last_ack = c->rcv_nxt;
+	c->iss = tcp_isn(st, dst, sg->dport, src, sg->sport);
+	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+	c->recover = c->iss;
+	take_syn_opts(c, sg);
+	c->snd_wnd = sg->wnd;	/* never scaled in a SYN */
+	c->snd_wnd_max = c->snd_wnd;
+	c->snd_wl1 = sg->seq;
+	c->snd_wl2 = c->iss;
+	c->state = TCP_SYN_RECEIVED;
+	c->synack_now = true;
+	c->rtt_start = sk_now_ns();
+	/* Data in the SYN is not kept: the peer sends it again. */
+	tcp_mark_dirty(c);
+}
+
+/* --- SYN_SENT ----------------------------------------------------------- */
+
+static void syn_sent_input(struct tcp_conn *c, const struct tcp_seg *sg)
+{
+	struct nx_stack *st = c->st;
+	bool ack_ok = false;
+
+	if (sg->flags & TH_ACK) {
+		if (SEQ_LEQ(sg->ack, c->iss) || SEQ_GT(sg->ack, c->snd_max)) {
+			NX_INC(st, tcp_bad_ack);
+			if (!(sg->flags & TH_RST))
+				tcp_reply_rst(st, c->rip, c->lip, sg);
+			return;
+		}
+		ack_ok = true;
+	}
+	if (sg->flags & TH_RST) {
+		NX_INC(st, tcp_rst_rx);
+		if (ack_ok)
+			tcp_fail(c, -ECONNREFUSED);
+		return;
+	}
+	if (!(sg->flags & TH_SYN)) {
+		NX_INC(st, tcp_bad_flags);
+		return;
+	}
+	c->irs = sg->seq;
+	c->rcv_nxt = sg->seq + 1;
+	c->rcv_adv = c->rcv_nxt;
+	c->last_ack = c->rcv_nxt - 1;
+	take_syn_opts(c, sg);
+	if (!c->ws_ok)
+		c->rcv_wscale = 0;
+	c->snd_wnd = sg->wnd;
+	c->snd_wnd_max = c->snd_wnd;
+	c->snd_wl1 = sg->seq;
+	c->snd_wl2 = sg->ack;
+	if (ack_ok) {
+		c->snd_una = sg->ack;
+		if (c->retries == 0)
+			tcp_rtt_sample(c, sk_now_ns() - c->rtt_start);
+		c->retries = 0;
+		sk_timer_cancel(&c->rtx);
+		c->ack_now = true;
+		tcp_mark_dirty(c);
+		tcp_established(c);
+		return;
+	}
+	/* Simultaneous open: SYN-ACK from our ISS again. */
+	c->state = TCP_SYN_RECEIVED;
+	c->synack_now = true;
+	tcp_mark_dirty(c);
+}
+
+/* --- synchronized states ------------------------------------------------ */
+
+/*
+ * RFC 9293 3.10.7.4 for every state past SYN_SENT.  Takes @p (data at the
+ * payload).
+ */
+static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p)
+{
+	struct nx_stack *st = c->st;
+	uint32_t seq = sg->seq, plen = sg->len;
+	uint8_t flags = sg->flags;
+	uint32_t wnd = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
+	bool now = false;
+
+	/* RST (RFC 5961 3.2): only an exact hit resets; an in-window guess
+	 * earns a challenge ACK, anything else is ignored. */
+	if (flags & TH_RST) {
+		NX_INC(st, tcp_rst_rx);
+		if (seq == c->rcv_nxt) {
+			int err = c->owner == OWN_CONNECT ? -ECONNREFUSED : -ECONNRESET;
+			tcp_fail(c, err);
+		} else if (SEQ_GT(seq, c->rcv_nxt) &&
+			   SEQ_LT(seq, c->rcv_nxt + (wnd ? wnd : 1))) {
+			NX_INC(st, tcp_out_of_window);
+			c->ack_now = true;
+			tcp_mark_dirty(c);
+		} else {
+			NX_INC(st, tcp_out_of_window);
+		}
+		goto drop;
+	}
+	/* The peer's SYN again while we answer it: answer again. */
+	if (c->state == TCP_SYN_RECEIVED && (flags & TH_SYN) && seq == c->irs) {
+		c->synack_now = true;
+		tcp_mark_dirty(c);
+		goto drop;
+	}
+	/* SYN in a synchronized state (RFC 5961 4): challenge ACK. */
+	if (flags & TH_SYN) {
+		NX_INC(st, tcp_bad_flags);
+		c->ack_now = true;
+		tcp_mark_dirty(c);
+		goto drop;
+	}
+
+	/* Sequence check: trim what we already have, and what lies past
+	 * the window. */
+	int32_t todrop = (int32_t)(c->rcv_nxt - seq);
+	if (todrop > 0) {
+		if ((uint32_t)todrop > plen || ((uint32_t)todrop == plen && !(flags & TH_FIN))) {
+			/* All old (a retransmission, a keepalive, a FIN we
+			 * have): tell the peer where we are, and drop the
+			 * text - but keep processing the ACK field, as BSD
+			 * does: a peer that went back N after a timeout
+			 * carries its new ACKs on old sequence numbers, and
+			 * ignoring them would deadlock two such peers. */
+			if (plen || (flags & TH_FIN))
+				NX_INC(st, tcp_dup_rx);
+			if (c->state == TCP_TIME_WAIT && (flags & TH_FIN))
+				tcp_time_wait_arm(c);
+			c->ack_now = true;
+			tcp_mark_dirty(c);
+			plen = 0;
+			flags &= (uint8_t)~TH_FIN;
+		} else {
+			NX_INC(st, tcp_dup_rx);
+			pkt_trim_front(p, (uint32_t)todrop);
+			seq += (uint32_t)todrop;
+			plen -= (uint32_t)todrop;
+			now = true;
+		}
+	}
+	if (SEQ_GT(seq + plen, c->rcv_nxt + wnd)) {
+		if (SEQ_GEQ(seq, c->rcv_nxt + wnd) && !(wnd == 0 && seq == c->rcv_nxt)) {
+			NX_INC(st, tcp_out_of_window);
+			c->ack_now = true;
+			tcp_mark_dirty(c);
+			goto drop;
+		}
+		/* Keep what fits (a zero window keeps the ACK only). */
+		NX_INC(st, tcp_rcv_full);
+		plen = c->rcv_nxt + wnd - seq;
+		flags &= (uint8_t)~TH_FIN;
+		c->ack_now = true;
+		tcp_mark_dirty(c);
+	}
+
+	if (!(flags & TH_ACK)) {
+		NX_INC(st, tcp_bad_flags);
+		goto drop;
+	}
+
+	/* ACK. */
+	uint32_t ack = sg->ack;
+	if (c->state == TCP_SYN_RECEIVED) {
+		if (SEQ_LEQ(ack, c->snd_una) || SEQ_GT(ack, c->snd_max)) {
+			NX_INC(st, tcp_bad_ack);
+			tcp_reply_rst(st, c->rip, c->lip, sg);
+			goto drop;
+		}
+		c->snd_una = ack;
+		if (c->retries == 0)
+			tcp_rtt_sample(c, sk_now_ns() - c->rtt_start);
+		c->retries = 0;
+		sk_timer_cancel(&c->rtx);
+		c->snd_wnd = (uint32_t)sg->wnd << c->snd_wscale;
+		c->snd_wnd_max = c->snd_wnd;
+		c->snd_wl1 = seq;
+		c->snd_wl2 = ack;
+		tcp_established(c);
+	}
+	if (SEQ_GT(ack, c->snd_max)) {
+		/* Acknowledges what we never sent. */
+		NX_INC(st, tcp_bad_ack);
+		c->ack_now = true;
+		tcp_mark_dirty(c);
+		goto drop;
+	}
+	uint32_t new_wnd = (uint32_t)sg->wnd << c->snd_wscale;
+	if (SEQ_GT(ack, c->snd_una)) {
+		uint32_t acked = ack - c->snd_una, data = acked;
+		bool fin_acked = false;
+
+		if (c->fin_sent && !c->fin_acked && SEQ_GT(ack, c->fin_seq)) {
+			data--;
+			fin_acked = true;
+		}
+		if (c->rtt_timing && SEQ_GT(ack, c->rtt_seq)) {
+			c->rtt_timing = false;
+			tcp_rtt_sample(c, sk_now_ns() - c->rtt_start);
+		}
+		cc_new_ack(c, ack, acked);
+		c->snd_una = ack;
+		if (SEQ_LT(c->snd_nxt, c->snd_una))
+			c->snd_nxt = c->snd_una;
+		c->retries = 0;
+		tcp_tx_done(c, data);
+		if (c->in_recovery)
+			tcp_retransmit_una(c);	/* partial ACK: next hole */
+		tcp_rtx_restart(c);
+		if (fin_acked) {
+			tcp_fin_acked(c);
+			if (c->state == TCP_CLOSED) {
+				tcp_maybe_free(c);
+				goto drop;
+			}
+		}
+		tcp_mark_dirty(c);
+	} else if (ack == c->snd_una && !sg->len && !(sg->flags & TH_FIN) &&
+		   c->snd_max != c->snd_una && new_wnd == c->snd_wnd && new_wnd) {
+		cc_dup_ack(c, ack);
+	}
+	/* Window update (RFC 9293 3.10.7.4, SND.WL1/WL2 rule). */
+	if (SEQ_LT(c->snd_wl1, seq) ||
+	    (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack))) {
+		if (new_wnd > c->snd_wnd)
+			tcp_mark_dirty(c);
+		c->snd_wnd = new_wnd;
+		if (new_wnd > c->snd_wnd_max)
+			c->snd_wnd_max = new_wnd;
+		c->snd_wl1 = seq;
+		c->snd_wl2 = ack;
+		if (new_wnd && c->persist) {
+			/* Window open again: the persist timer's job is done. */
+			c->persist = false;
+			sk_timer_cancel(&c->rtx);
+			if (c->snd_una != c->snd_max)
+				tcp_rtx_arm(c);
+		}
+	}
+
+	/* Text (URG is ignored: the urgent pointer is just data here). */
+	if (plen) {
+		if (c->state != TCP_ESTABLISHED && c->state != TCP_FIN_WAIT_1 &&
+		    c->state != TCP_FIN_WAIT_2) {
+			/* After the peer's FIN: nothing more can be data. */
+			goto drop;
+		}
+		if (seq == c->rcv_nxt) {
+			bool gap = c->ooo != NULL;
+			if (!deliver(c, p, plen)) {
+				NX_INC(st, tcp_rcv_full);
+				return;
+			}
+			c->rcv_nxt += plen;
+			if (c->rcv_mss < plen)
+				c->rcv_mss = (uint16_t)min32(plen, our_mss(st));
+			if (flags & TH_FIN) {
+				ooo_free(c);
+				fin_in(c);
+			} else if (gap) {
+				ooo_drain(c);
+			}
+			ack_policy(c, now || gap);
+			return;
+		}
+		/* A hole before it: queue, and ACK at once (RFC 5681 4.2) so
+		 * the sender sees duplicate ACKs. */
+		ooo_insert(c, p, seq, plen, flags & TH_FIN);
+		tcp_send_ack(c);
+		return;
+	}
+	if (flags & TH_FIN) {
+		if (seq == c->rcv_nxt) {
+			if (c->state != TCP_CLOSE_WAIT && c->state != TCP_CLOSING &&
+			    c->state != TCP_LAST_ACK && c->state != TCP_TIME_WAIT)
+				fin_in(c);
+		} else {
+			/* A bare FIN past a hole: keep its place. */
+			ooo_insert(c, p, seq, 0, true);
+			p = NULL;
+			c->ack_now = true;
+			tcp_mark_dirty(c);
+		}
+	}
+drop:
+	if (p)
+		sk_pkt_free(p);
+}
+
+/* --- entry -------------------------------------------------------------- */
+
+void nx_tcp_input(struct nx_stack *st, struct sk_pkt *p, uint32_t src, uint32_t dst)
+{
+	struct tcp_seg sg;
+	struct tcp_conn *c;
+	struct sk_listener *l;
+	uint32_t len = p->pkt_len;
+	unsigned hlen;
+	uint8_t *h;
+
+	NX_INC(st, tcp_rx);
+	if (len < NX_TCP_HLEN || !(h = sk_pkt_pullup(p, NX_TCP_HLEN))) {
+		NX_INC(st, tcp_short);
+		goto drop;
+	}
+	hlen = (unsigned)(h[12] >> 4) * 4;
+	if (hlen < NX_TCP_HLEN || hlen > len) {
+		NX_INC(st, tcp_bad_off);
+		goto drop;
+	}
+	if (!(h = sk_pkt_pullup(p, hlen))) {
+		NX_INC(st, tcp_short);
+		goto drop;
+	}
+	if (p->ol_flags & SK_PKT_RX_CSUM_BAD) {
+		NX_INC(st, tcp_bad_csum);
+		goto drop;
+	}
+	if (!(p->ol_flags & SK_PKT_RX_L4_CSUM_GOOD)) {
+		uint32_t sum = nx_csum_pseudo(src, dst, NX_IPPROTO_TCP, (uint16_t)len);
+		if (nx_csum_fold(nx_csum_pkt(sum, p, 0, len)) != 0) {
+			NX_INC(st, tcp_bad_csum);
+			goto drop;
+		}
+	}
+	sg.sport = nx_get16(h);
+	sg.dport = nx_get16(h + 2);
+	sg.seq = nx_get32(h + 4);
+	sg.ack = nx_get32(h + 8);
+	sg.flags = h[13] & 0x3f;
+	sg.wnd = nx_get16(h + 14);
+	sg.len = len - hlen;
+	if ((sg.flags & TH_SYN) && (sg.flags & (TH_FIN | TH_RST))) {
+		NX_INC(st, tcp_bad_flags);
+		goto drop;
+	}
+	if (!sg.sport || !sg.dport) {
+		NX_INC(st, tcp_bad_flags);
+		goto drop;
+	}
+	if (!parse_opts(h, hlen, &sg)) {
+		NX_INC(st, tcp_bad_opts);
+		goto drop;
+	}
+	pkt_trim_front(p, hlen);
+
+	c = tcp_lookup(st, dst, sg.dport, src, sg.sport);
+	if (c && c->state == TCP_TIME_WAIT && (sg.flags & TH_SYN) &&
+	    !(sg.flags & TH_ACK) && SEQ_GT(sg.seq, c->rcv_nxt) &&
+	    tcp_listener_find(st, dst, sg.dport)) {
+		/* A new incarnation of a connection in TIME_WAIT (RFC 9293
+		 * 3.6.1): its SYN is past anything the old one sent. */
+		tcp_closed(c);
+		tcp_maybe_free(c);
+		c = NULL;
+	}
+	if (c) {
+		if (c->state == TCP_SYN_SENT) {
+			syn_sent_input(c, &sg);
+			goto drop;
+		}
+		tcp_process(c, &sg, p);
+		return;
+	}
+	l = tcp_listener_find(st, dst, sg.dport);
+	if (l) {
+		listen_input(st, l, &sg, src, dst);
+		goto drop;
+	}
+	NX_INC(st, tcp_no_port);
+	tcp_reply_rst(st, src, dst, &sg);
+drop:
+	sk_pkt_free(p);
+}

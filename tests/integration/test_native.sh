@@ -1,0 +1,679 @@
+#!/usr/bin/env bash
+# test_native.sh BUILD_DIR - the native stack (--stack=native) against the
+# Linux kernel's TCP/IP over a tap device, inside a network namespace made
+# here and always deleted (with its tap) on exit, whatever happens.
+#
+# In the namespace: lo up, tap sknt0 (multi_queue) with 10.231.0.1/24; the
+# servers run in it on sknt0 as 10.231.0.2/24 with 2 shards (one tap queue
+# each), the clients (curl, ping, memccapable, Python) run in it too.
+#   httpd      ICMP echo, every file of apps/httpd/www byte-exact, HEAD,
+#              404, keep-alive reuse, 200 concurrent connections, both
+#              shards used (the stack's counters, logged at exit with
+#              --log-level debug), httpd_client_test.py --group main and
+#              --group sigterm, SIGTERM exits 0 within 5 s
+#   memcached  memccapable -a and -b, mc_client_test.py --group main,
+#              still alive, SIGTERM exits 0 within 5 s
+#   faults     both again with --netdev-fault drop=0.02,reorder=0.01,
+#              dup=0.01,corrupt=0.001,seed=7: memccapable -a/-b, the 64 KB
+#              and a random 1 MB file byte-exact, several times each
+#   usage      bad --netdev/--ip/--stack combinations exit 2 with a reason;
+#              a tap without multi_queue fails with a clear message
+# Ends by checking that the namespace is gone.
+#
+# Needs root and `ip netns` (iproute2); curl, memccapable, python3-pymemcache,
+# python3-h11 (scripts/install-deps --test); ping if present (otherwise a
+# raw-socket echo from Python).  Only addresses inside the namespace
+# (10.231.0.0/24) are used.  Every client step is bounded; about 2 minutes
+# when everything passes, under 4 in the worst case.
+set -u
+build=${1:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+PY=/usr/bin/python3	# Debian's, which has pymemcache and h11
+T_START=$(date +%s)
+DEADLINE=$((T_START + 210))	# nothing new starts after this
+
+httpd="$build/apps/httpd/skerry-httpd"
+mcd="$build/apps/memcached/skerry-memcached"
+www=$(cd "$here/../../apps/httpd/www" && pwd)
+NS=skerry-nt-$$
+TAP=sknt0
+TAP1=sknt1	# without multi_queue: cannot be opened
+PEER=10.231.0.1
+SIP=10.231.0.2
+HT=2	# --header-timeout
+KT=3	# --keepalive-timeout
+FAULT=drop=0.02,reorder=0.01,dup=0.01,corrupt=0.001,seed=7
+
+tmp=$(mktemp -d /tmp/skerry-native-test.XXXXXX)
+pids=()
+ns_made=0
+
+# ppid of process $1 (only our own children are ever signalled)
+ppid() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
+# state of process $1: R/S/.. while running, Z when exited, empty when gone
+pstate() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
+running() { local s; s=$(pstate "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
+# is process $1 a descendant of this script?
+ours() {
+	local p=$1 n
+	for n in $(seq 1 32); do
+		p=$(ppid "$p")
+		[ -z "$p" ] || [ "$p" -le 1 ] && return 1
+		[ "$p" = "$$" ] && return 0
+	done
+	return 1
+}
+# forget PID: it has been reaped
+forget() {
+	local p keep=()
+	for p in "${pids[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	pids=("${keep[@]}")
+}
+kill_servers() {
+	local p
+	for p in "${pids[@]}"; do
+		if [ "$(ppid "$p")" = "$$" ]; then
+			kill -KILL "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+		fi
+	done
+	pids=()
+}
+# delete the namespace (and so its taps) after killing whatever of ours is
+# still in it; 0 when it is gone
+ns_teardown() {
+	local p
+	[ "$ns_made" -eq 1 ] || return 0
+	kill_servers
+	for p in $(ip netns pids "$NS" 2>/dev/null); do
+		ours "$p" && kill -KILL "$p" 2>/dev/null
+	done
+	for _ in $(seq 1 20); do
+		[ -z "$(ip netns pids "$NS" 2>/dev/null)" ] && break
+		sleep 0.1
+	done
+	ip netns del "$NS" 2>/dev/null
+	[ -e "/run/netns/$NS" ] && return 1
+	ns_made=0
+	return 0
+}
+cleanup() {
+	kill_servers
+	ns_teardown
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# section SECONDS: the budget of the part that starts now
+section() { SECTION_END=$(( $(date +%s) + $1 )); }
+SECTION_END=$DEADLINE
+# left: seconds before the end of the section (or the deadline), capped at $1
+left() {
+	local now l
+	now=$(date +%s)
+	l=$((SECTION_END - now))
+	[ $((DEADLINE - now)) -lt "$l" ] && l=$((DEADLINE - now))
+	[ "$l" -lt "$1" ] && echo "$l" || echo "$1"
+}
+# nsrun SECONDS CMD...: CMD in the namespace, killed after SECONDS (fewer
+# if the section's budget is nearly spent; status 124 at once if it is)
+nsrun() {
+	local t
+	t=$(left "$1")
+	shift
+	if [ "$t" -lt 1 ]; then
+		echo "out of time budget: $*" >&2
+		return 124
+	fi
+	timeout -k 2 "$t" ip netns exec "$NS" "$@"
+}
+one_line() { tr '\n' '|' | cut -c1-"${1:-600}"; }
+
+# ------------------------------------------------------------ bad usage
+# (no namespace: these stop at option checking)
+usage_cases() {
+	local prog name
+	for prog in "$httpd" "$mcd"; do
+		name=native_usage_$(basename "$prog" | sed 's/^skerry-//')
+		expect "${name}_tap_name_too_long" 2 'tap:doesnotexist-toolongname' -- \
+			timeout -k 1 10 "$prog" --stack=native --netdev=tap:doesnotexist-toolongname \
+			--ip "$SIP/24" -t 1
+		expect "${name}_bad_ip" 2 '--ip' -- \
+			timeout -k 1 10 "$prog" --stack=native --netdev=tap:$TAP --ip 300.1.1.1/24 -t 1
+		expect "${name}_native_without_netdev" 2 '--netdev' -- \
+			timeout -k 1 10 "$prog" --stack=native --ip "$SIP/24" -t 1
+		expect "${name}_netdev_without_native" 2 '--stack=native' -- \
+			timeout -k 1 10 "$prog" --netdev=tap:$TAP --ip "$SIP/24" -t 1
+		expect "${name}_bad_fault_spec" 2 '--netdev-fault' -- \
+			timeout -k 1 10 "$prog" --stack=native --netdev=tap:$TAP --ip "$SIP/24" \
+			--netdev-fault drop=2 -t 1
+	done
+}
+
+usage_cases
+
+# ------------------------------------------------------- prerequisites
+missing=""
+[ -x "$httpd" ] || missing="$missing $httpd"
+[ -x "$mcd" ] || missing="$missing $mcd"
+command -v curl >/dev/null || missing="$missing curl"
+command -v memccapable >/dev/null || missing="$missing memccapable(libmemcached-tools)"
+"$PY" -c 'import pymemcache, h11' 2>/dev/null || missing="$missing $PY+pymemcache+h11"
+why=""
+if [ "$(id -u)" -ne 0 ]; then
+	why="needs root (to make a network namespace and a tap device)"
+elif ! command -v ip >/dev/null || ! ip netns list >/dev/null 2>&1; then
+	why="'ip netns' is unavailable (iproute2)"
+elif [ -n "$missing" ]; then
+	why="missing:$missing"
+fi
+if [ -n "$why" ]; then
+	for c in namespace httpd memcached faults tap_without_multi_queue; do
+		bad "native_$c" "not run: $why"
+	done
+	finish test_native
+fi
+
+# 1000 client connections plus the server's own: need the fds.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
+	ulimit -n 4096 2>/dev/null || ulimit -Sn "$(ulimit -Hn)" 2>/dev/null
+fi
+
+# ------------------------------------------------------ document root
+# apps/httpd/www, plus what httpd_client_test.py expects (the files of
+# test_httpd.sh where www has none of that name), plus a random 1 MB file;
+# every mtime 2020-01-02 03:04:05 UTC.
+root=$tmp/root
+secret=$tmp/secret.txt
+cp -r "$www" "$root"
+mkdir -p "$root/dir"
+echo "TOP-SECRET-$$-$RANDOM-outside-the-root" >"$secret"
+mk() { [ -e "$root/$1" ] || cat >"$root/$1"; }
+printf '<!DOCTYPE html>\n<html><head><title>skerry test</title></head>\n<body><p>index of the test root</p></body></html>\n' | mk index.html
+printf 'body { color: #123456; }\n' | mk a.css
+printf 'console.log("skerry b.js");\n' | mk b.js
+{ printf '\x89PNG\r\n\x1a\n'; "$PY" -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) * 3)'; } | mk c.png
+printf '<html><body>dir index</body></html>\n' | mk dir/index.html
+head -c 10485760 /dev/urandom | mk big.bin
+printf 'a file with spaces in its name\n' | mk "my file.txt"
+printf 'dot-dot-hidden, inside the root\n' | mk ..hidden
+printf 'two dots inside a name\n' | mk a..b.txt
+printf 'tiny\n' | mk tiny.txt
+: | mk empty.txt
+head -c 1048576 /dev/urandom >"$root/rand1m.bin"
+find "$root" -exec touch -d '2020-01-02 03:04:05 UTC' {} +
+
+# ---------------------------------------------------------- namespace
+setup_ns() {
+	local out
+	if ! out=$(timeout -k 1 10 ip netns add "$NS" 2>&1); then
+		bad native_namespace_setup "ip netns add $NS: $out"
+		return 1
+	fi
+	ns_made=1
+	if out=$(nsrun 10 ip link set lo up 2>&1) &&
+		out=$(nsrun 10 ip tuntap add dev $TAP mode tap multi_queue 2>&1) &&
+		out=$(nsrun 10 ip addr add $PEER/24 dev $TAP 2>&1) &&
+		out=$(nsrun 10 ip link set $TAP up 2>&1); then
+		ok native_namespace_setup
+		return 0
+	fi
+	bad native_namespace_setup "$out"
+	return 1
+}
+
+# start_native NAME BIN ARGS...: BIN on the tap in the namespace; sets SPID
+# (the server itself: `ip netns exec` execs it) and LOG.  1 if it is not
+# the server or does not come up within 10 s (then it is killed).
+start_native() {
+	local name=$1 bin=$2 exe want nsi
+	shift 2
+	LOG=$tmp/$name.log
+	ip netns exec "$NS" "$bin" --stack=native --netdev=tap:$TAP --ip "$SIP/24" \
+		--log-level debug "$@" </dev/null >"$LOG" 2>&1 &
+	SPID=$!
+	pids+=("$SPID")
+	want=$(readlink -f "$bin")
+	nsi=$(stat -L -c %i "/run/netns/$NS" 2>/dev/null)
+	for _ in $(seq 1 40); do	# up to 2 s for the exec
+		exe=$(readlink "/proc/$SPID/exe" 2>/dev/null)
+		[ "$exe" = "$want" ] && break
+		running "$SPID" || break
+		sleep 0.05
+	done
+	if [ "$exe" = "$want" ] && [ "$(ppid "$SPID")" = "$$" ] &&
+		[ "$(readlink "/proc/$SPID/ns/net")" = "net:[$nsi]" ]; then
+		return 0
+	fi
+	if ! running "$SPID"; then
+		stop_native "$SPID" KILL
+		START_ERR="exited at once (status $STOP_RC): $(tail -5 "$LOG" | one_line)"
+	else
+		START_ERR="pid $SPID is not $want in $NS (exe '$exe', ppid $(ppid "$SPID"), $(readlink "/proc/$SPID/ns/net" 2>/dev/null)): $(tail -5 "$LOG" | one_line)"
+		stop_native "$SPID" KILL
+	fi
+	return 1
+}
+
+# wait_up PID PROBE...: until PROBE succeeds, up to 10 s
+wait_up() {
+	local pid=$1 t_end=$(( $(date +%s) + 10 ))
+	shift
+	while [ "$(date +%s)" -lt "$t_end" ]; do
+		if ! running "$pid"; then
+			stop_native "$pid" KILL
+			START_ERR="exited (status $STOP_RC): $(tail -5 "$LOG" | one_line)"
+			return 1
+		fi
+		"$@" && return 0
+		sleep 0.2
+	done
+	START_ERR="no answer within 10 s: $(tail -5 "$LOG" | one_line)"
+	return 1
+}
+probe_httpd() { nsrun 3 curl -s --noproxy '*' -o /dev/null -m 1 "http://$SIP:8080/tiny.txt"; }
+probe_mc() {
+	nsrun 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "version\r\n" >&3 &&
+		read -t 1 -r l <&3 && [[ $l == VERSION* ]]' probe "$SIP" 11211 2>/dev/null
+}
+
+# stop_native PID [KILL]: SIGTERM, up to 5 s, then SIGKILL; STOP_RC is its
+# status, STOP_SLOW 1 if it needed the SIGKILL
+stop_native() {
+	local pid=$1 p mine=0
+	STOP_SLOW=0
+	STOP_RC=none
+	for p in "${pids[@]}"; do
+		[ "$p" = "$pid" ] && mine=1
+	done
+	[ "$mine" -eq 1 ] || return 0	# waited for already
+	# signals only while it is our child (bash may have reaped it: then
+	# its pid could be someone else's by now); wait gives its status
+	if [ "$(ppid "$pid")" = "$$" ]; then
+		kill -"${2:-TERM}" "$pid" 2>/dev/null
+		for _ in $(seq 1 100); do
+			running "$pid" || break
+			sleep 0.05
+		done
+		if running "$pid" && [ "$(ppid "$pid")" = "$$" ]; then
+			STOP_SLOW=1
+			kill -KILL "$pid" 2>/dev/null
+		fi
+	fi
+	wait "$pid" 2>/dev/null
+	STOP_RC=$?
+	forget "$pid"
+}
+
+# sigterm_case NAME PID [0]: SIGTERM (0: it was sent already), exit status
+# 0 within 5 s
+sigterm_case() {
+	stop_native "$2" "${3:-TERM}"
+	if [ "$STOP_RC" = none ]; then
+		bad "$1" "pid $2 is not a server of ours still to be waited for"
+	elif [ "$STOP_SLOW" -eq 1 ]; then
+		bad "$1" "still running 5 s after SIGTERM: $(tail -5 "$LOG" | one_line)"
+	elif [ "$STOP_RC" -ne 0 ]; then
+		bad "$1" "exit status $STOP_RC: $(tail -5 "$LOG" | one_line)"
+	else
+		ok "$1"
+	fi
+	show_counters "$LOG"
+}
+
+# the per-shard counters the stack logged at exit
+show_counters() { grep -o 'native stack counters of shard.*' "$1" | sed 's/^/  # /' >&2; }
+
+# shards_used NAME LOG: every shard accepted connections (tcp_passive_opens)
+shards_used() {
+	local name=$1 log=$2 lines n0 n1
+	lines=$(grep -o 'native stack counters of shard [0-9]*:.*' "$log")
+	n0=$(grep 'of shard 0:' <<<"$lines" | grep -oE 'tcp_passive_opens=[0-9]+' | cut -d= -f2)
+	n1=$(grep 'of shard 1:' <<<"$lines" | grep -oE 'tcp_passive_opens=[0-9]+' | cut -d= -f2)
+	if [ -z "$lines" ]; then
+		bad "$name" "no 'native stack counters' lines in the log (--log-level debug)"
+	elif [ "${n0:-0}" -gt 0 ] && [ "${n1:-0}" -gt 0 ]; then
+		ok "$name"
+	else
+		bad "$name" "tcp_passive_opens shard 0: ${n0:-0}, shard 1: ${n1:-0}"
+	fi
+}
+
+# run_py SCRIPT SUMMARY-TAG CAP ARGS...: one of the Python client suites in
+# the namespace; its cases are counted here
+run_py() {
+	local script=$1 tag=$2 cap=$3 line rc=none seen=0 tmo
+	shift 3
+	tmo=$(left "$cap")
+	if [ "$tmo" -lt 5 ]; then
+		bad "native_${script%.py}_run" "out of time budget ($*)"
+		return
+	fi
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) echo "$line"; passed=$((passed + 1)) ;;
+		"not ok - "*) echo "$line"; failed=$((failed + 1)) ;;
+		"# $tag: "*) seen=1 ;;
+		"# rc "*) rc=${line#\# rc } ;;
+		*) echo "  $line" >&2 ;;
+		esac
+	done < <(nsrun "$tmo" "$PY" "$here/$script" "$@" 2>&1; echo "# rc $?")
+	if [ "$seen" -ne 1 ]; then
+		bad "native_${script%.py}_completed" "$script $* exit $rc without a summary (timeout ${tmo}s?)"
+	fi
+}
+
+CURL=(curl -sS --noproxy '*')
+base=http://$SIP:8080
+
+# curl_get NAME FILE TIMES: GET /FILE TIMES times, byte-exact, status 200
+curl_get() {
+	local name=$1 f=$2 n=$3 i out errs=""
+	for i in $(seq 1 "$n"); do
+		rm -f "$tmp/body"
+		out=$(nsrun 35 "${CURL[@]}" -m 30 -o "$tmp/body" -w '%{http_code}' "$base/$f" 2>&1)
+		if [ "$out" != 200 ] || ! cmp -s "$tmp/body" "$root/$f"; then
+			errs="$errs #$i: '$out', $(stat -c %s "$tmp/body" 2>/dev/null || echo no) bytes of $(stat -c %s "$root/$f")$(cmp "$tmp/body" "$root/$f" 2>&1 | head -1 | sed 's/^/, /');"
+		fi
+	done
+	[ -z "$errs" ] && ok "$name" || bad "$name" "$errs"
+}
+
+run_memccapable() {
+	local name=$1 mode=$2 cap=${3:-30} out rc tmo
+	tmo=$(left "$cap")
+	if [ "$tmo" -lt 3 ]; then
+		bad "$name" "out of time budget"
+		return
+	fi
+	out=$(nsrun "$tmo" memccapable -h "$SIP" -p 11211 "$mode" 2>&1)
+	rc=$?
+	if [ "$rc" -eq 0 ] && grep -q '^All tests passed' <<<"$out" && ! grep -q 'FAIL' <<<"$out"; then
+		ok "$name"
+	else
+		bad "$name" "memccapable $mode exit $rc: $(grep -vE '\[pass\]' <<<"$out" | head -20 | one_line 1500)"
+	fi
+}
+
+# ICMP echo: ping, or the same from a raw socket when ping is not installed
+ping_case() {
+	local out
+	if command -v ping >/dev/null; then
+		out=$(nsrun 12 ping -c 3 -W 2 "$SIP" 2>&1)
+	else
+		out=$(nsrun 12 "$PY" - "$SIP" <<-'EOF' 2>&1
+		import os, socket, struct, sys, time
+		def csum(b):
+		    if len(b) % 2: b += b"\0"
+		    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+		    s = (s >> 16) + (s & 0xffff); s += s >> 16
+		    return ~s & 0xffff
+		s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+		ident, got = os.getpid() & 0xffff, 0
+		for seq in range(1, 4):
+		    data = b"skerry-native-%d" % seq * 3
+		    h = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+		    s.sendto(struct.pack("!BBHHH", 8, 0, csum(h + data), ident, seq) + data, (sys.argv[1], 0))
+		    end = time.time() + 2
+		    while time.time() < end:
+		        s.settimeout(end - time.time())
+		        try:
+		            pkt, a = s.recvfrom(2048)
+		        except socket.timeout:
+		            break
+		        ip = (pkt[0] & 15) * 4
+		        t, c, ck, i, q = struct.unpack("!BBHHH", pkt[ip:ip + 8])
+		        if a[0] == sys.argv[1] and t == 0 and i == ident and q == seq:
+		            if pkt[ip + 8:] == data and csum(pkt[ip:]) == 0:
+		                got += 1
+		            else:
+		                print("reply %d: bad payload or checksum" % seq)
+		            break
+		    time.sleep(0.2)
+		print("3 packets transmitted, %d received (python raw socket)" % got)
+		sys.exit(0 if got == 3 else 1)
+		EOF
+		)
+	fi
+	if [ $? -eq 0 ] && grep -q '3 received' <<<"$out"; then
+		ok native_httpd_icmp_echo
+	else
+		bad native_httpd_icmp_echo "$(one_line <<<"$out")"
+	fi
+}
+
+# 200 connections open at once, then each GETs a file and checks it
+CONC_PY='
+import socket, sys, threading, os
+host, port, n, root = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+bodies = {f: open(os.path.join(root, f), "rb").read() for f in files}
+bar = threading.Barrier(n + 1, timeout=25)
+errs = []
+def one(i):
+    f = files[i % len(files)]
+    try:
+        s = socket.create_connection((host, port), timeout=20)
+    except Exception as e:
+        errs.append("%d: connect: %r" % (i, e)); bar.abort(); return
+    try:
+        bar.wait()
+        s.sendall(b"GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % f.encode())
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            buf += d
+        head, _, body = buf.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200 ") or body != bodies[f]:
+            errs.append("%d: /%s: %r, %d body bytes of %d" % (i, f, head[:40], len(body), len(bodies[f])))
+    except Exception as e:
+        errs.append("%d: /%s: %r" % (i, f, e))
+    finally:
+        s.close()
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in ts: t.start()
+try:
+    bar.wait()
+except threading.BrokenBarrierError:
+    errs.append("not all %d connected within 25 s" % n)
+for t in ts: t.join(40)
+ok = n - len(errs)
+print("%d of %d connections ok" % (ok, n))
+for e in errs[:10]: print(e)
+sys.exit(0 if not errs else 1)
+'
+
+# ================================================================ run
+section 10
+if setup_ns; then
+	# ---------------------------------------------------------- httpd
+	HARGS=(-p 8080 -t 2 -c 4000 --root "$root" --header-timeout $HT --keepalive-timeout $KT)
+	section 70
+	if start_native httpd "$httpd" "${HARGS[@]}" && wait_up "$SPID" probe_httpd; then
+		ok native_httpd_starts_in_namespace
+		hpid=$SPID
+		hlog=$LOG
+		ping_case
+
+		errs=""
+		while IFS= read -r f; do
+			u=$(sed 's/ /%20/g' <<<"$f")
+			rm -f "$tmp/body"
+			out=$(nsrun 12 "${CURL[@]}" -m 10 -o "$tmp/body" -w '%{http_code} %{http_version}' "$base/$u" 2>&1)
+			[ "$out" = "200 1.1" ] || errs="$errs /$u: '$out';"
+			cmp -s "$tmp/body" "$www/$f" || errs="$errs /$u: body differs ($(stat -c %s "$tmp/body" 2>/dev/null) bytes of $(stat -c %s "$www/$f"));"
+		done < <(cd "$www" && find . -type f | sed 's|^\./||' | sort)
+		[ -z "$errs" ] && ok native_httpd_curl_www_files_exact || bad native_httpd_curl_www_files_exact "$errs"
+
+		out=$(nsrun 12 "${CURL[@]}" -m 10 -I -o "$tmp/head" -w '%{http_code} %{size_download}' "$base/64k.bin" 2>&1)
+		if [ "$out" = "200 0" ] && tr -d '\r' <"$tmp/head" | grep -qix 'content-length: 65536'; then
+			ok native_httpd_head
+		else
+			bad native_httpd_head "'$out' (want '200 0'), headers: $(tr -d '\r' <"$tmp/head" | one_line)"
+		fi
+
+		out=$(nsrun 12 "${CURL[@]}" -m 10 -o /dev/null -w '%{http_code}' "$base/nothere.html" 2>&1)
+		[ "$out" = 404 ] && ok native_httpd_404 || bad native_httpd_404 "got '$out', want 404"
+
+		rm -f "$tmp"/k[1-4]
+		out=$(nsrun 12 "${CURL[@]}" -m 10 -v -o "$tmp/k1" -o "$tmp/k2" -o "$tmp/k3" -o "$tmp/k4" \
+			"$base/index.html" "$base/1k.txt" "$base/64k.bin" "$base/tiny.txt" 2>&1)
+		if [ "$(grep -c 'Re-using existing connection' <<<"$out")" -eq 3 ] &&
+			cmp -s "$tmp/k1" "$www/index.html" && cmp -s "$tmp/k2" "$www/1k.txt" &&
+			cmp -s "$tmp/k3" "$www/64k.bin" && cmp -s "$tmp/k4" "$www/tiny.txt"; then
+			ok native_httpd_keepalive_4_requests_1_connection
+		else
+			bad native_httpd_keepalive_4_requests_1_connection "no reuse or wrong bodies: $(grep -E '^[*<>] ' <<<"$out" | head -30 | one_line)"
+		fi
+
+		out=$(nsrun 45 "$PY" -c "$CONC_PY" "$SIP" 8080 200 "$www" 2>&1)
+		if [ $? -eq 0 ]; then
+			ok native_httpd_200_concurrent_connections
+		else
+			bad native_httpd_200_concurrent_connections "$(one_line 1500 <<<"$out")"
+		fi
+
+		run_py httpd_client_test.py httpd_client_test 90 "$SIP" 8080 2 --group main \
+			--root "$root" --secret "$secret" --header-timeout $HT --keepalive-timeout $KT \
+			--prefix native_httpd_
+		if running "$hpid"; then
+			ok native_httpd_survived_all_clients
+		else
+			bad native_httpd_survived_all_clients "died: $(tail -5 "$hlog" | one_line)"
+		fi
+		LOG=$hlog
+		sigterm_case native_httpd_sigterm_exits_0_within_5s "$hpid"
+		shards_used native_httpd_both_shards_accepted "$hlog"
+	else
+		bad native_httpd_starts_in_namespace "$START_ERR"
+		stop_native "$SPID" KILL
+	fi
+
+	# SIGTERM with 50 clients (idle, mid-request, mid-download, silent)
+	section 20
+	if [ "$(left 30)" -lt 15 ]; then
+		bad native_httpd_sigterm_50_clients "out of time budget"
+	elif start_native httpd_sigterm "$httpd" "${HARGS[@]}" && wait_up "$SPID" probe_httpd; then
+		spid=$SPID
+		run_py httpd_client_test.py httpd_client_test 25 "$SIP" 8080 2 --group sigterm --pid "$spid" \
+			--root "$root" --secret "$secret" --header-timeout $HT --keepalive-timeout $KT \
+			--prefix native_httpd_
+		sigterm_case native_httpd_sigterm_50_clients_exit_status_0 "$spid" 0
+	else
+		bad native_httpd_sigterm_server_starts "$START_ERR"
+		stop_native "$SPID" KILL
+	fi
+
+	echo "# httpd part: $(( $(date +%s) - T_START )) s so far" >&2
+	# ------------------------------------------------------ memcached
+	section 45
+	if start_native memcached "$mcd" -p 11211 -t 2 -m 64 -c 2000 && wait_up "$SPID" probe_mc; then
+		ok native_mc_starts_in_namespace
+		mpid=$SPID
+		mlog=$LOG
+		# first, on the fresh server: its stats case wants curr_items 0
+		run_py mc_client_test.py mc_client_test 60 "$SIP" 11211 2 --group main \
+			--pid "$mpid" --mem 64 --conns 2000 --prefix native_mc_
+		run_memccapable native_mc_memccapable_ascii -a
+		run_memccapable native_mc_memccapable_binary -b
+		if running "$mpid"; then
+			ok native_mc_survived_all_clients
+		else
+			bad native_mc_survived_all_clients "died: $(tail -5 "$mlog" | one_line)"
+		fi
+		LOG=$mlog
+		sigterm_case native_mc_sigterm_exits_0_within_5s "$mpid"
+	else
+		bad native_mc_starts_in_namespace "$START_ERR"
+		stop_native "$SPID" KILL
+	fi
+
+	echo "# memcached part: $(( $(date +%s) - T_START )) s so far" >&2
+	# -------------------------------------------------------- faults
+	section 30
+	if [ "$(left 40)" -lt 20 ]; then
+		bad native_fault_httpd "out of time budget"
+	elif start_native httpd_fault "$httpd" "${HARGS[@]}" --netdev-fault "$FAULT" &&
+		wait_up "$SPID" probe_httpd; then
+		ok native_fault_httpd_starts
+		fpid=$SPID
+		curl_get native_fault_httpd_64k_exact_x5 64k.bin 5
+		curl_get native_fault_httpd_1m_exact_x5 rand1m.bin 5
+		if running "$fpid"; then
+			ok native_fault_httpd_survived
+		else
+			bad native_fault_httpd_survived "died: $(tail -5 "$LOG" | one_line)"
+		fi
+		sigterm_case native_fault_httpd_sigterm_exits_0_within_5s "$fpid"
+	else
+		bad native_fault_httpd_starts "$START_ERR"
+		stop_native "$SPID" KILL
+	fi
+
+	section 30
+	if [ "$(left 40)" -lt 20 ]; then
+		bad native_fault_mc "out of time budget"
+	elif start_native mc_fault "$mcd" -p 11211 -t 2 -m 64 -c 2000 --netdev-fault "$FAULT" &&
+		wait_up "$SPID" probe_mc; then
+		ok native_fault_mc_starts
+		fpid=$SPID
+		run_memccapable native_fault_mc_memccapable_ascii -a 40
+		run_memccapable native_fault_mc_memccapable_binary -b 40
+		if running "$fpid"; then
+			ok native_fault_mc_survived
+		else
+			bad native_fault_mc_survived "died: $(tail -5 "$LOG" | one_line)"
+		fi
+		sigterm_case native_fault_mc_sigterm_exits_0_within_5s "$fpid"
+	else
+		bad native_fault_mc_starts "$START_ERR"
+		stop_native "$SPID" KILL
+	fi
+
+	# the faults were there: the stack saw their traces
+	n=0
+	for f in "$tmp/httpd_fault.log" "$tmp/mc_fault.log"; do
+		for v in $(grep -oE '(tcp_retransmits|tcp_dup_rx|ip_bad_csum|tcp_bad_csum|tcp_ooo_queued)=[0-9]+' "$f" 2>/dev/null | cut -d= -f2); do
+			n=$((n + v))
+		done
+	done
+	if [ "$n" -gt 0 ]; then
+		ok native_fault_injection_took_effect
+	else
+		bad native_fault_injection_took_effect "no retransmits, duplicates, bad checksums or out-of-order segments in the counters of the --netdev-fault servers"
+	fi
+	echo "# fault part: $(( $(date +%s) - T_START )) s so far" >&2
+	# ------------------------------- a tap that cannot be opened
+	# sknt1 exists without multi_queue: IFF_MULTI_QUEUE cannot attach.
+	section 12
+	if out=$(nsrun 10 ip tuntap add dev $TAP1 mode tap 2>&1); then
+		out=$(nsrun 10 "$httpd" --stack=native --netdev=tap:$TAP1 --ip "$SIP/24" -p 8081 -t 2 </dev/null 2>&1)
+		rc=$?
+		if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			bad native_tap_without_multi_queue_fails "exit $rc (want a failure, within 10 s): $(one_line <<<"$out")"
+		elif ! grep -qiE 'multi_queue|cannot open' <<<"$out" || ! grep -q "$TAP1" <<<"$out"; then
+			bad native_tap_without_multi_queue_fails "exit $rc, but no 'multi_queue'/'cannot open' about $TAP1: $(one_line <<<"$out")"
+		else
+			ok native_tap_without_multi_queue_fails
+		fi
+	else
+		bad native_tap_without_multi_queue_fails "ip tuntap add dev $TAP1 mode tap: $out"
+	fi
+fi
+
+# ---------------------------------------------------------- teardown
+kill_servers
+ns_teardown
+if [ -e "/run/netns/$NS" ] || ip netns list 2>/dev/null | grep -qw "$NS"; then
+	bad native_namespace_removed "$NS still exists"
+else
+	ok native_namespace_removed
+fi
+
+echo "# total $(( $(date +%s) - T_START )) s" >&2
+finish test_native
