@@ -31,14 +31,55 @@ struct net_shard {
 	const struct sk_stack *stack;
 	struct sk_seg *free_segs;
 	unsigned nfree;
+	struct sk_reactor *owner;	/* reactor the free list belongs to */
+	struct sk_stop_hook hook;
 };
 static _Thread_local struct net_shard net;
 
 /* --- segments ----------------------------------------------------------- */
 
+static void segs_trim(void)
+{
+	while (net.free_segs) {
+		struct sk_seg *seg = net.free_segs;
+		net.free_segs = seg->next;
+		sk_free(seg);
+	}
+	net.nfree = 0;
+}
+
+static void segs_stop(void *arg)
+{
+	(void)arg;
+	segs_trim();
+	net.owner = NULL;
+}
+
+/*
+ * The free list lives and dies with the shard's reactor: a stop hook
+ * empties it (stacks used without sk_net_init/fini, as tests do, would
+ * otherwise leave it pointing into a finished allocator), and while the
+ * shard stops, or outside shards, segments go straight to the allocator.
+ */
+static bool segs_on(void)
+{
+	struct sk_reactor *r = sk_reactor_local();
+
+	if (r && r == net.owner)
+		return true;
+	if (!r || sk_reactor_stopping())
+		return false;
+	net.free_segs = NULL;	/* an earlier reactor's: forget, don't touch */
+	net.nfree = 0;
+	net.owner = r;
+	net.hook = (struct sk_stop_hook){ .fn = segs_stop };
+	sk_reactor_at_stop(&net.hook);
+	return true;
+}
+
 struct sk_seg *sk__seg_get(void)
 {
-	struct sk_seg *seg = net.free_segs;
+	struct sk_seg *seg = segs_on() ? net.free_segs : NULL;
 	if (seg) {
 		net.free_segs = seg->next;
 		net.nfree--;
@@ -53,7 +94,7 @@ struct sk_seg *sk__seg_get(void)
 
 void sk__seg_put(struct sk_seg *seg)
 {
-	if (net.nfree >= 4096) {
+	if (net.nfree >= 4096 || !segs_on()) {
 		sk_free(seg);
 		return;
 	}
@@ -584,12 +625,7 @@ void sk_net_fini(void)
 		return;
 	net.stack->fini();
 	net.stack = NULL;
-	while (net.free_segs) {
-		struct sk_seg *seg = net.free_segs;
-		net.free_segs = seg->next;
-		sk_free(seg);
-	}
-	net.nfree = 0;
+	segs_trim();
 }
 
 #define NEED_STACK(err)                                                        \

@@ -20,14 +20,17 @@
  *            run fails (exit 1), so a stuck stack cannot hang the bench.
  *
  * Prints one line:
- *   RESULT conns=N bytes=B secs=S mbps=M retransmits=R tx_dropped=D
- * where mbps is 10^6 bytes per second of payload.
+ *   RESULT conns=N bytes=B secs=S mbps=M retransmits=R tx_dropped=D cpu_s=C
+ * where mbps is 10^6 bytes per second of payload and cpu_s the process's
+ * CPU time (user + system, whole run) so that a caller can tell how much
+ * of the CPUs' busy time was someone else's.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "native/nx.h"
 #include "skerry/future.h"
@@ -396,10 +399,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	secs_ns = g.t_end - g.t_start;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
 	printf("RESULT conns=%llu bytes=%" PRIu64 " secs=%.3f mbps=%.1f retransmits=%" PRIu64
-	       " tx_dropped=%" PRIu64 "\n", opt_conns, bytes, (double)secs_ns / 1e9,
+	       " tx_dropped=%" PRIu64 " cpu_s=%.3f\n", opt_conns, bytes, (double)secs_ns / 1e9,
 	       (double)bytes * 1e3 / (double)secs_ns,
 	       g.stats[0].tcp_retransmits + g.stats[1].tcp_retransmits,
-	       g.stats[0].tx_dropped + g.stats[1].tx_dropped);
+	       g.stats[0].tx_dropped + g.stats[1].tx_dropped,
+	       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	return 0;
 }

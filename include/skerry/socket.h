@@ -208,7 +208,8 @@ size_t sk_write_queued(const struct sk_sock *s);
 
 /*
  * Resolves (0) when every byte queued so far has been handed to the network
- * (kernel socket buffer, or the TCP send window), or fails with the
+ * (posix: the kernel socket buffer; native: acknowledged by the peer - its
+ * output queue is its send buffer), or fails with the
  * socket's error.  Apps wait on it when sk_write_queued() passes their
  * output bound: this is how a slow reader slows its own connection down.
  */

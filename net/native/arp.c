@@ -5,7 +5,8 @@
  * The cache is a fixed table of ARP_MAX entries hashed by IPv4 address
  * (chains through indices; no allocation after init).  An entry is either
  * INCOMPLETE (a request is out, up to nx_ip_tun.arp_pending packets wait
- * on it, oldest dropped first) or REACHABLE until it expires.  An expired
+ * on it, ARP_PARKED_MAX over all entries, oldest dropped first) or
+ * REACHABLE until it expires.  An expired
  * entry keeps being used while it is re-confirmed (a request per retry
  * interval); unanswered nx_ip_tun.arp_tries times it is forgotten.  One
  * background timer, armed at the earliest due retry, drives requests for
@@ -29,6 +30,7 @@
 #include "skerry/timer.h"
 
 #define ARP_MAX 256		/* cache entries */
+#define ARP_PARKED_MAX 256	/* parked packets over all entries */
 #define ARP_BUCKETS 128
 #define ARP_NONE 0xffff
 
@@ -57,6 +59,7 @@ struct nx_arp {
 	struct nx_stack *st;
 	struct sk_timer timer;
 	unsigned count;
+	unsigned parked;	/* packets waiting, all entries */
 	uint16_t buckets[ARP_BUCKETS];
 	uint16_t free;		/* free list through next */
 	struct arp_entry e[ARP_MAX];
@@ -89,6 +92,7 @@ static void arp_drop_entry(struct nx_stack *st, struct arp_entry *e, bool unreso
 	while (*pp != idx)
 		pp = &a->e[*pp].next;
 	*pp = e->next;
+	a->parked -= e->npending;
 	for (struct sk_pkt *p = e->pending, *n; p; p = n) {
 		n = p->nextpkt;
 		p->nextpkt = NULL;
@@ -187,6 +191,7 @@ static void arp_flush(struct nx_stack *st, struct arp_entry *e)
 {
 	struct sk_pkt *p = e->pending;
 
+	st->arp->parked -= e->npending;
 	e->pending = e->pending_tail = NULL;
 	e->npending = 0;
 	while (p) {
@@ -310,14 +315,22 @@ void nx_arp_output(struct nx_stack *st, struct sk_pkt *p, uint32_t next_hop)
 		e->state = ARP_INCOMPLETE;
 		arp_request(st, e, now);
 	}
-	/* Park it; the oldest goes when the queue is full. */
-	if (e->npending >= nx_ip_tun.arp_pending) {
+	/* Park it.  The oldest of its address goes when that queue (or
+	 * all of them together) is full; with nothing of its own to give
+	 * up, the newcomer is dropped. */
+	if (e->npending >= nx_ip_tun.arp_pending || a->parked >= ARP_PARKED_MAX) {
 		struct sk_pkt *old = e->pending;
+		if (!old) {
+			NX_INC(st, arp_pending_dropped);
+			sk_pkt_free(p);
+			return;
+		}
 		e->pending = old->nextpkt;
 		if (!e->pending)
 			e->pending_tail = NULL;
 		old->nextpkt = NULL;
 		e->npending--;
+		a->parked--;
 		NX_INC(st, arp_pending_dropped);
 		sk_pkt_free(old);
 	}
@@ -328,6 +341,7 @@ void nx_arp_output(struct nx_stack *st, struct sk_pkt *p, uint32_t next_hop)
 		e->pending = p;
 	e->pending_tail = p;
 	e->npending++;
+	a->parked++;
 }
 
 void nx_arp_learn(struct nx_stack *st, uint32_t ip, const uint8_t *mac)

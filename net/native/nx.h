@@ -239,7 +239,7 @@ struct nx_ip_tunables {
 	uint64_t arp_reachable_ns;	/* entry lifetime: 5 min */
 	uint64_t arp_retry_ns;		/* between requests: 1 s */
 	unsigned arp_tries;		/* requests before giving up: 3 */
-	unsigned arp_pending;		/* parked packets per address: 4 */
+	unsigned arp_pending;		/* parked packets per address: 64 */
 	uint64_t frag_timeout_ns;	/* reassembly: 30 s */
 	unsigned frag_max;		/* reassemblies in progress: 64 */
 	size_t frag_mem;		/* buffer bytes they hold: 4 MiB */

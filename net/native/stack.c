@@ -326,6 +326,10 @@ bool nx_stack_poll(struct nx_stack *st)
 	}
 	if (local_run(st))
 		work = true;
+	/* What the input asked to go out now (ACKs of every second segment,
+	 * out-of-order and window updates, data the ACKs let go); delayed
+	 * ACKs wait for a reply to ride on, from the next round's tasks. */
+	nx_tcp_output(st);
 	if (st->ntx)
 		work = true;
 	tx_flush(st);

@@ -285,12 +285,39 @@ static void acceptq_remove(struct tcp_conn *c)
 	c->lst = NULL;
 }
 
+void tcp_half_link(struct sk_listener *l, struct tcp_conn *c)
+{
+	if (!l->half_tail)
+		l->half_tail = &l->half_head;
+	c->halfnext = NULL;
+	c->halfprev = l->half_tail;
+	*l->half_tail = c;
+	l->half_tail = &c->halfnext;
+	l->nhalf++;
+}
+
+void tcp_half_unlink(struct tcp_conn *c)
+{
+	struct sk_listener *l = c->lst;
+
+	if (!c->halfprev)
+		return;
+	*c->halfprev = c->halfnext;
+	if (c->halfnext)
+		c->halfnext->halfprev = c->halfprev;
+	else
+		l->half_tail = c->halfprev;
+	c->halfnext = NULL;
+	c->halfprev = NULL;
+	l->nhalf--;
+}
+
 /* Let go of whoever holds @c because the connection died with @err. */
 static void release_owner(struct tcp_conn *c, int err)
 {
 	switch (c->owner) {
 	case OWN_HALF:
-		c->lst->nhalf--;
+		tcp_half_unlink(c);
 		c->lst = NULL;
 		set_owner(c, OWN_NONE);
 		break;
@@ -344,7 +371,7 @@ void tcp_established(struct tcp_conn *c)
 	c->state = TCP_ESTABLISHED;
 	if (c->owner == OWN_HALF) {
 		struct sk_listener *l = c->lst;
-		l->nhalf--;
+		tcp_half_unlink(c);
 		set_owner(c, OWN_ACCEPTQ);
 		if (l->acc) {
 			struct sk_promise *p = l->acc;
@@ -493,8 +520,6 @@ int nx_tcp_init(struct nx_stack *st)
 	return 0;
 }
 
-static void listener_free(struct sk_listener *l);
-
 void nx_tcp_fini(struct nx_stack *st)
 {
 	struct nx_tcp *t = st->tcp;
@@ -534,10 +559,9 @@ struct sk_listener *tcp_listener_find(struct nx_stack *st, uint32_t ip, uint16_t
 	return NULL;
 }
 
+/* A listener of any address on @port. */
 static bool port_in_use(struct nx_stack *st, uint16_t port)
 {
-	if (tcp_listener_find(st, 0, port))
-		return true;
 	for (struct sk_listener *l = st->tcp->listeners; l; l = l->next)
 		if (l->addr.port == port)
 			return true;

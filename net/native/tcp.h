@@ -72,6 +72,7 @@ struct tcp_conn {
 	struct tcp_conn *dnext, **dprev;	/* dirty list (dprev NULL: off) */
 	struct tcp_conn *anext, **aprev;	/* every connection of the instance */
 	struct tcp_conn *qnext;		/* accept queue */
+	struct tcp_conn *halfnext, **halfprev;	/* listener's half-open, oldest first */
 	struct sk_listener *lst;	/* OWN_HALF / OWN_ACCEPTQ */
 	struct sk_promise *conn_p;	/* OWN_CONNECT */
 	uint32_t lip, rip;
@@ -126,6 +127,7 @@ struct sk_listener {
 	struct sk_sockaddr addr;
 	unsigned backlog;		/* accept queue limit */
 	unsigned nhalf;			/* half-open connections */
+	struct tcp_conn *half_head, **half_tail;	/* oldest first */
 	unsigned qlen;
 	struct tcp_conn *qhead, **qtail;
 	struct sk_promise *acc;
@@ -171,6 +173,9 @@ void tcp_closed(struct tcp_conn *c);
 void tcp_fail(struct tcp_conn *c, int err);
 void tcp_maybe_free(struct tcp_conn *c);
 void tcp_established(struct tcp_conn *c);
+/* A listener's half-open connections, in arrival order (SYN backlog). */
+void tcp_half_link(struct sk_listener *l, struct tcp_conn *c);
+void tcp_half_unlink(struct tcp_conn *c);
 void tcp_fin_acked(struct tcp_conn *c);
 void tcp_mark_dirty(struct tcp_conn *c);
 

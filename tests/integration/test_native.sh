@@ -377,7 +377,7 @@ curl_get() {
 		rm -f "$tmp/body"
 		out=$(nsrun 35 "${CURL[@]}" -m 30 -o "$tmp/body" -w '%{http_code}' "$base/$f" 2>&1)
 		if [ "$out" != 200 ] || ! cmp -s "$tmp/body" "$root/$f"; then
-			errs="$errs #$i: '$out', $(stat -c %s "$tmp/body" 2>/dev/null || echo no) bytes of $(stat -c %s "$root/$f")$(cmp "$tmp/body" "$root/$f" 2>&1 | head -1 | sed 's/^/, /');"
+			errs="$errs #$i: '$(one_line <<<"$out")', $(stat -c %s "$tmp/body" 2>/dev/null || echo no) bytes of $(stat -c %s "$root/$f")$(cmp "$tmp/body" "$root/$f" 2>&1 | head -1 | sed 's/^/, /');"
 		fi
 	done
 	[ -z "$errs" ] && ok "$name" || bad "$name" "$errs"
@@ -504,21 +504,22 @@ if setup_ns; then
 		while IFS= read -r f; do
 			u=$(sed 's/ /%20/g' <<<"$f")
 			rm -f "$tmp/body"
-			out=$(nsrun 12 "${CURL[@]}" -m 10 -o "$tmp/body" -w '%{http_code} %{http_version}' "$base/$u" 2>&1)
+			out=$(nsrun 12 "${CURL[@]}" -m 10 -o "$tmp/body" -w '%{http_code} %{http_version}' "$base/$u" 2>&1 | tr '\n' ' ')
+			out=${out% }
 			[ "$out" = "200 1.1" ] || errs="$errs /$u: '$out';"
 			cmp -s "$tmp/body" "$www/$f" || errs="$errs /$u: body differs ($(stat -c %s "$tmp/body" 2>/dev/null) bytes of $(stat -c %s "$www/$f"));"
 		done < <(cd "$www" && find . -type f | sed 's|^\./||' | sort)
 		[ -z "$errs" ] && ok native_httpd_curl_www_files_exact || bad native_httpd_curl_www_files_exact "$errs"
 
 		out=$(nsrun 12 "${CURL[@]}" -m 10 -I -o "$tmp/head" -w '%{http_code} %{size_download}' "$base/64k.bin" 2>&1)
-		if [ "$out" = "200 0" ] && tr -d '\r' <"$tmp/head" | grep -qix 'content-length: 65536'; then
+		if [ "$out" = "200 0" ] && tr -d '\r' <"$tmp/head" 2>/dev/null | grep -qix 'content-length: 65536'; then
 			ok native_httpd_head
 		else
-			bad native_httpd_head "'$out' (want '200 0'), headers: $(tr -d '\r' <"$tmp/head" | one_line)"
+			bad native_httpd_head "'$(one_line <<<"$out")' (want '200 0'), headers: $(tr -d '\r' <"$tmp/head" 2>/dev/null | one_line)"
 		fi
 
 		out=$(nsrun 12 "${CURL[@]}" -m 10 -o /dev/null -w '%{http_code}' "$base/nothere.html" 2>&1)
-		[ "$out" = 404 ] && ok native_httpd_404 || bad native_httpd_404 "got '$out', want 404"
+		[ "$out" = 404 ] && ok native_httpd_404 || bad native_httpd_404 "got '$(one_line <<<"$out")', want 404"
 
 		rm -f "$tmp"/k[1-4]
 		out=$(nsrun 12 "${CURL[@]}" -m 10 -v -o "$tmp/k1" -o "$tmp/k2" -o "$tmp/k3" -o "$tmp/k4" \
@@ -532,10 +533,11 @@ if setup_ns; then
 		fi
 
 		out=$(nsrun 45 "$PY" -c "$CONC_PY" "$SIP" 8080 200 "$www" 2>&1)
-		if [ $? -eq 0 ]; then
+		rc=$?
+		if [ $rc -eq 0 ]; then
 			ok native_httpd_200_concurrent_connections
 		else
-			bad native_httpd_200_concurrent_connections "$(one_line 1500 <<<"$out")"
+			bad native_httpd_200_concurrent_connections "exit $rc: $(one_line 1500 <<<"$out")"
 		fi
 
 		run_py httpd_client_test.py httpd_client_test 90 "$SIP" 8080 2 --group main \

@@ -468,7 +468,9 @@ static void arp_resolve_body(void)
 	n = peer_rx(&e, f, sizeof(f));
 	CHECK(n > 0 && !memcmp(f, mac_p3, 6) && nx_get16(f + 12) == NX_ETH_P_IP);
 
-	/* Six parked for another one: the two oldest go. */
+	/* Six parked for another one, four allowed: the two oldest go. */
+	tun_save();
+	nx_ip_tun.arp_pending = 4;
 	for (int i = 0; i < 6; i++)
 		CHECK_EQ(nx_udp_send(u, &(struct sk_sockaddr){ 0x0a000004, 6000 }, &i, 1), 0);
 	CHECK_EQ(e.st->stats.arp_pending_dropped, 2);
@@ -480,6 +482,24 @@ static void arp_resolve_body(void)
 		CHECK_EQ(n, 14 + 20 + 8 + 1);
 		CHECK_EQ(f[42], i);
 	}
+	tun_restore();
+
+	/* A 64 KiB datagram (45 fragments) waits whole for its neighbour. */
+	static uint8_t big[65507];
+	CHECK_EQ(nx_udp_send(u, &(struct sk_sockaddr){ 0x0a000005, 6000 }, big, 65507), 0);
+	nx_stack_poll(e.st);
+	CHECK_EQ(peer_drain(&e), 1);
+	peer_send(&e, f, mk_arp(f, mac_us, mac_p3, 2, mac_p3, 0x0a000005, mac_us, US));
+	CHECK_EQ(peer_drain(&e), 45);
+
+	/* Parked packets are bounded over all addresses too (256). */
+	uint64_t d0 = STAT(&e, arp_pending_dropped), p0 = pkts_outstanding();
+	for (uint32_t a = 0; a < 6; a++)
+		for (int i = 0; i < 64; i++)
+			CHECK_EQ(nx_udp_send(u, &(struct sk_sockaddr){ 0x0a000010 + a, 6000 },
+					     "z", 1), 0);
+	CHECK_EQ(pkts_outstanding() - p0, 256 + 6);	/* + the requests */
+	CHECK_EQ(STAT(&e, arp_pending_dropped) - d0, 6 * 64 - 256);
 	udp_close(&e, u);
 	env_down(&e);
 }
