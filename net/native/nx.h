@@ -319,7 +319,9 @@ struct nx_tcp_tunables {
 	uint64_t delack_ns;		/* 40 ms */
 	uint64_t time_wait_ns;		/* 2 MSL = 60 s */
 	uint64_t fin_wait2_ns;		/* 60 s */
-	uint64_t keepalive_ns;		/* 0: off */
+	uint64_t keepalive_ns;		/* idle time before probing; 0: off */
+	uint64_t keepalive_intvl_ns;	/* between unanswered probes: 75 s */
+	unsigned keepalive_probes;	/* unanswered probes before reset: 9 */
 	unsigned syn_retries;		/* 6 */
 	unsigned data_retries;		/* 15 */
 	unsigned syn_backlog;		/* half-open connections per listener: 256 */

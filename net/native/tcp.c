@@ -31,6 +31,8 @@ struct nx_tcp_tunables nx_tcp_tun = {
 	.time_wait_ns = 60 * SK_NSEC_PER_SEC,
 	.fin_wait2_ns = 60 * SK_NSEC_PER_SEC,
 	.keepalive_ns = 0,
+	.keepalive_intvl_ns = 75 * SK_NSEC_PER_SEC,
+	.keepalive_probes = 9,
 	.syn_retries = 6,
 	.data_retries = 15,
 	.syn_backlog = 256,
@@ -369,6 +371,7 @@ void tcp_set_state(struct tcp_conn *c, enum tcp_state state)
 void tcp_established(struct tcp_conn *c)
 {
 	c->state = TCP_ESTABLISHED;
+	tcp_keepalive_arm(c);
 	if (c->owner == OWN_HALF) {
 		struct sk_listener *l = c->lst;
 		tcp_half_unlink(c);

@@ -119,6 +119,8 @@ struct tcp_conn {
 	struct sk_timer rtx;		/* retransmit / SYN / persist */
 	struct sk_timer delack;
 	struct sk_timer tw;		/* TIME_WAIT, FIN_WAIT_2, keepalive */
+	uint64_t last_rx;		/* keepalive: when the peer last spoke */
+	unsigned ka_probes;		/* keepalive probes unanswered */
 };
 
 struct sk_listener {
@@ -173,6 +175,8 @@ void tcp_closed(struct tcp_conn *c);
 void tcp_fail(struct tcp_conn *c, int err);
 void tcp_maybe_free(struct tcp_conn *c);
 void tcp_established(struct tcp_conn *c);
+/* Keepalive (nx_tcp_tun.keepalive_ns > 0): probe an idle connection. */
+void tcp_keepalive_arm(struct tcp_conn *c);
 /* A listener's half-open connections, in arrival order (SYN backlog). */
 void tcp_half_link(struct sk_listener *l, struct tcp_conn *c);
 void tcp_half_unlink(struct tcp_conn *c);
@@ -187,6 +191,7 @@ void tcp_reply_rst(struct nx_stack *st, uint32_t src, uint32_t dst,
 		   const struct tcp_seg *sg);
 void tcp_retransmit_una(struct tcp_conn *c);
 void tcp_persist_probe(struct tcp_conn *c);
+void tcp_keepalive_probe(struct tcp_conn *c);
 uint32_t tcp_rcv_space(const struct tcp_conn *c);
 bool tcp_window_update_due(const struct tcp_conn *c);
 void tcp_tx_done(struct tcp_conn *c, size_t n);

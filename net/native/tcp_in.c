@@ -530,6 +530,11 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 	uint32_t wnd = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
 	bool now = false;
 
+	/* Anything from the peer proves it alive (keepalive). */
+	if (nx_tcp_tun.keepalive_ns) {
+		c->last_rx = sk_now_ns();
+		c->ka_probes = 0;
+	}
 	/* RST (RFC 5961 3.2): only an exact hit resets; an in-window guess
 	 * earns a challenge ACK, anything else is ignored. */
 	if (flags & TH_RST) {

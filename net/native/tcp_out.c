@@ -285,6 +285,12 @@ void tcp_persist_probe(struct tcp_conn *c)
 	xmit(c, c->snd_una - 1, TH_ACK, 0, 0);
 }
 
+/* An already acknowledged sequence number: the peer answers with an ACK. */
+void tcp_keepalive_probe(struct tcp_conn *c)
+{
+	xmit(c, c->snd_una - 1, TH_ACK, 0, 0);
+}
+
 static bool may_send_data(const struct tcp_conn *c)
 {
 	switch (c->state) {

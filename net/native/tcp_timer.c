@@ -8,7 +8,8 @@
  *           cwnd = 1 MSS (RFC 5681 3.1); or, with a zero send window and
  *           nothing in flight, the persist timer sending window probes.
  *   delack  the delayed ACK (RFC 1122 4.2.3.2, RFC 5681 4.2).
- *   tw      TIME_WAIT (2 MSL) and the FIN_WAIT_2 limit for orphans.
+ *   tw      TIME_WAIT (2 MSL), the FIN_WAIT_2 limit for orphans, and
+ *           keepalive while ESTABLISHED / CLOSE_WAIT (when enabled).
  * Timers only mark the connection dirty or act on it; segments leave
  * through tcp_output_conn like everything else.
  */
@@ -141,14 +142,60 @@ void tcp_delack_arm(struct tcp_conn *c)
 		sk_timer_arm(&c->delack, nx_tcp_tun.delack_ns);
 }
 
+/*
+ * Keepalive (RFC 1122 4.2.3.6, off unless nx_tcp_tun.keepalive_ns): after
+ * that much silence from the peer, send probes (an old sequence number,
+ * which the peer must ACK) every keepalive_intvl_ns; after
+ * keepalive_probes unanswered ones the connection fails with -ETIMEDOUT.
+ */
+void tcp_keepalive_arm(struct tcp_conn *c)
+{
+	if (!nx_tcp_tun.keepalive_ns)
+		return;
+	c->last_rx = sk_now_ns();
+	c->ka_probes = 0;
+	sk_timer_arm(&c->tw, nx_tcp_tun.keepalive_ns);
+}
+
+static void keepalive_fire(struct tcp_conn *c)
+{
+	uint64_t idle = sk_now_ns() - c->last_rx;
+
+	if (idle < nx_tcp_tun.keepalive_ns && !c->ka_probes) {
+		sk_timer_arm(&c->tw, nx_tcp_tun.keepalive_ns - idle);
+		return;
+	}
+	if (c->ka_probes >= nx_tcp_tun.keepalive_probes) {
+		NX_INC(c->st, tcp_conn_timeouts);
+		tcp_send_rst(c);
+		tcp_fail(c, -ETIMEDOUT);
+		return;
+	}
+	c->ka_probes++;
+	NX_INC(c->st, tcp_keepalive_probes);
+	tcp_keepalive_probe(c);
+	sk_timer_arm(&c->tw, nx_tcp_tun.keepalive_intvl_ns);
+}
+
 static void tw_fire(struct sk_timer *t)
 {
 	struct tcp_conn *c = t->arg;
 
-	/* TIME_WAIT over, or an orphan in FIN_WAIT_2 waited long enough
-	 * for the peer's FIN. */
-	tcp_closed(c);
-	tcp_maybe_free(c);
+	switch (c->state) {
+	case TCP_TIME_WAIT:
+	case TCP_FIN_WAIT_2:
+		/* TIME_WAIT over, or an orphan in FIN_WAIT_2 waited long
+		 * enough for the peer's FIN. */
+		tcp_closed(c);
+		tcp_maybe_free(c);
+		break;
+	case TCP_ESTABLISHED:
+	case TCP_CLOSE_WAIT:
+		keepalive_fire(c);
+		break;
+	default:
+		break;	/* a keepalive left over from ESTABLISHED: closing now */
+	}
 }
 
 void tcp_time_wait_arm(struct tcp_conn *c)

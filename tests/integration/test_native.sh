@@ -23,8 +23,8 @@
 # Needs root and `ip netns` (iproute2); curl, memccapable, python3-pymemcache,
 # python3-h11 (scripts/install-deps --test); ping if present (otherwise a
 # raw-socket echo from Python).  Only addresses inside the namespace
-# (10.231.0.0/24) are used.  Every client step is bounded; about 2 minutes
-# when everything passes, under 4 in the worst case.
+# (10.231.0.0/24) are used.  Every client step is bounded and each part has
+# a budget: about 50 s when everything passes, under 4 minutes at worst.
 set -u
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -801,6 +801,63 @@ SK_TEST(zero_window_persist_probe_and_reopen)
 	run_phases(p_zero_window, 8192);
 }
 
+/* Keepalive: probes after the idle time; an answer keeps the connection,
+ * silence through every probe resets it and fails the app's read. */
+static int p_keepalive(int ph)
+{
+	struct tseg *t;
+	sk_future f;
+	int err;
+
+	switch (ph) {
+	case 0:
+		nx_tcp_tun.keepalive_ns = 30 * MS;
+		nx_tcp_tun.keepalive_intvl_ns = 10 * MS;
+		nx_tcp_tun.keepalive_probes = 3;
+		listen80();
+		if (!handshake())
+			return -1;
+		clear();
+		return 45;
+	case 1:
+		collect();
+		t = find(F_ACK);
+		CHECK(t != NULL);
+		if (t) {
+			CHECK_EQ(t->seq, E.sseq - 1);
+			CHECK_EQ(t->len, 0);
+		}
+		CHECK(stats()->tcp_keepalive_probes >= 1);
+		CHECK_EQ(stats()->tcp_conn_timeouts, 0);
+		/* Answered: alive, the count of unanswered probes restarts. */
+		psend(F_ACK, NULL, 0, 65535);
+		pump();
+		clear();
+		return 20;
+	case 2:
+		collect();
+		CHECK(find(F_RST) == NULL);
+		CHECK_EQ(stats()->tcp_conn_timeouts, 0);
+		return 120;	/* silence: 30 ms idle + 3 probes 10 ms apart */
+	case 3:
+		collect();
+		CHECK(find(F_RST) != NULL);
+		CHECK_EQ(stats()->tcp_conn_timeouts, 1);
+		f = sk_read(E.s);
+		CHECK(sk_future_failed(f));
+		sk_future_get(f, &err);
+		CHECK_EQ(err, -ETIMEDOUT);
+		sk_abort(E.s);
+		return -1;
+	}
+	return -1;
+}
+
+SK_TEST(keepalive_probes_then_reset_when_unanswered)
+{
+	run_phases(p_keepalive, 0);
+}
+
 static int p_rst(int ph)
 {
 	struct tseg *t;

@@ -43,7 +43,6 @@
 #include "native/nx.h"
 #include "sk_run.h"
 #include "sk_test.h"
-#include "skerry/alloc.h"
 #include "skerry/future.h"
 #include "skerry/netdev.h"
 #include "skerry/reactor.h"
@@ -388,26 +387,10 @@ static sk_future end_down(void *arg)
 	return sk_make_ready(0);
 }
 
-/* socket.c's per-thread cache of segment nodes holds at most this many. */
-#define SEG_CACHE_MAX 4096
-
 static sk_future end_trim(void *arg)
 {
 	(void)arg;
 	sk_pkt_pool_trim();
-	/*
-	 * socket.c caches segment nodes per thread and frees them only in
-	 * sk_net_fini(), which does nothing on a shard that never called
-	 * sk_net_init() (this test drives nx_* directly).  Shard 0 is the
-	 * main thread and outlives the run: nodes left in its cache would
-	 * point into this run's freed shard memory at the next run.  Taking
-	 * more nodes than the cache can hold and freeing them empties it.
-	 */
-	for (int i = 0; i < SEG_CACHE_MAX + 1; i++) {
-		struct sk_seg *seg = sk__seg_get();
-		if (seg)
-			sk_free(seg);
-	}
 	return sk_make_ready(0);
 }
 
