@@ -257,6 +257,8 @@ bool nx_steer(struct nx_stack *st, struct sk_pkt *p, uint32_t hash)
 	owner = flow_owner(st, hash);
 	if (owner == st->shard)
 		return false;
+	/* The IP header was checked here; the owner need not again. */
+	p->ol_flags |= SK_PKT_RX_IP_CSUM_GOOD;
 	if (sk_smp_post(owner, fwd_arrive, p) < 0) {
 		NX_INC(st, fwd_dropped);
 		sk_pkt_free(p);

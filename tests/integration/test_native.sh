@@ -492,7 +492,7 @@ sys.exit(0 if not errs else 1)
 section 10
 if setup_ns; then
 	# ---------------------------------------------------------- httpd
-	HARGS=(-p 8080 -t 2 -c 4000 --root "$root" --header-timeout $HT --keepalive-timeout $KT)
+	HARGS=(-p 8080 -t 2 -c 4000 --root "$root" --header-timeout "$HT" --keepalive-timeout "$KT")
 	section 70
 	if start_native httpd "$httpd" "${HARGS[@]}" && wait_up "$SPID" probe_httpd; then
 		ok native_httpd_starts_in_namespace
