@@ -65,7 +65,6 @@ struct nx_arp {
 	struct arp_entry e[ARP_MAX];
 };
 
-static const uint8_t mac_bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 static const uint8_t mac_zero[6];
 
 static unsigned arp_hash(uint32_t ip)
@@ -184,7 +183,7 @@ static void arp_request(struct nx_stack *st, struct arp_entry *e, uint64_t now)
 	e->tries++;
 	e->retry_at = now + nx_ip_tun.arp_retry_ns;
 	arp_timer_at(st->arp, e->retry_at);
-	arp_send(st, ARP_OP_REQUEST, mac_bcast, mac_zero, e->ip);
+	arp_send(st, ARP_OP_REQUEST, nx_mac_bcast, mac_zero, e->ip);
 }
 
 static void arp_flush(struct nx_stack *st, struct arp_entry *e)
@@ -352,7 +351,7 @@ void nx_arp_learn(struct nx_stack *st, uint32_t ip, const uint8_t *mac)
 void nx_arp_announce(struct nx_stack *st)
 {
 	/* RFC 5227 announcement: a request for our own address. */
-	arp_send(st, ARP_OP_REQUEST, mac_bcast, mac_zero, st->ip);
+	arp_send(st, ARP_OP_REQUEST, nx_mac_bcast, mac_zero, st->ip);
 }
 
 /* Retry due requests; give up on those asked arp_tries times. */
@@ -373,7 +372,7 @@ static void arp_timer(struct sk_timer *t)
 			}
 			e->tries++;
 			e->retry_at = now + nx_ip_tun.arp_retry_ns;
-			arp_send(st, ARP_OP_REQUEST, mac_bcast, mac_zero, e->ip);
+			arp_send(st, ARP_OP_REQUEST, nx_mac_bcast, mac_zero, e->ip);
 		}
 		if (e->retry_at < next)
 			next = e->retry_at;

@@ -12,7 +12,8 @@
 
 #include "nx.h"
 
-static const uint8_t eth_bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+const uint8_t nx_mac_bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
 
 void nx_eth_input(struct nx_stack *st, struct sk_pkt *p)
 {
@@ -22,7 +23,7 @@ void nx_eth_input(struct nx_stack *st, struct sk_pkt *p)
 		NX_INC(st, eth_short);
 		goto drop;
 	}
-	if (memcmp(h, st->mac, 6) != 0 && memcmp(h, eth_bcast, 6) != 0) {
+	if (memcmp(h, st->mac, 6) != 0 && memcmp(h, nx_mac_bcast, 6) != 0) {
 		/* Other hosts' unicast, and multicast (bit 0 of the first
 		 * byte): we join no group. */
 		NX_INC(st, eth_not_ours);

@@ -86,7 +86,6 @@ struct nx_frag {
 	struct frag_q q[];
 };
 
-static const uint8_t mac_bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -342,6 +341,13 @@ static void ip_deliver(struct nx_stack *st, struct sk_pkt *p, uint32_t ihl)
 	uint32_t src = nx_get32(h + 12), dst = nx_get32(h + 16);
 	uint8_t proto = h[9];
 
+	if (proto == NX_IPPROTO_TCP && dst != st->ip) {
+		/* TCP to a broadcast address is silently dropped (RFC 1122
+		 * 4.2.3.10): no connection, no RST. */
+		NX_INC(st, ip_not_ours);
+		sk_pkt_free(p);
+		return;
+	}
 	if (proto == NX_IPPROTO_TCP || proto == NX_IPPROTO_UDP) {
 		/* The owner shard of the flow; too short for ports: the
 		 * transport counts it, wherever it is. */
@@ -475,7 +481,7 @@ static void ip_send(struct nx_stack *st, struct sk_pkt *p, uint32_t hop, bool bc
 		ip_hdr_csum(p->data);
 	}
 	if (bcast)
-		nx_eth_output(st, p, mac_bcast, NX_ETH_P_IP);
+		nx_eth_output(st, p, nx_mac_bcast, NX_ETH_P_IP);
 	else
 		nx_arp_output(st, p, hop);
 }

@@ -216,6 +216,9 @@ static inline uint8_t *nx_pull(struct sk_pkt *p, uint32_t n)
 	return p->len >= n ? p->data : sk_pkt_pullup(p, n);
 }
 
+/* ff:ff:ff:ff:ff:ff */
+extern const uint8_t nx_mac_bcast[6];
+
 void nx_eth_input(struct nx_stack *st, struct sk_pkt *p);
 /* Prepend an Ethernet header and nx_tx(). */
 void nx_eth_output(struct nx_stack *st, struct sk_pkt *p, const uint8_t *dst_mac,

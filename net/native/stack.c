@@ -41,7 +41,6 @@ struct nx_group {
 	struct nx_stack *_Atomic inst[SK_MAX_SHARDS];
 	_Atomic int state;		/* 0 closed, 1 opening, 2 open, <0 error */
 	_Atomic unsigned users;		/* shards with an instance */
-	struct sk_net_config cfg;
 };
 static struct nx_group grp;
 
@@ -383,7 +382,11 @@ int nx_stack_create(const struct nx_config *cfg, struct nx_stack **out)
 	st->mask = cfg->prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> cfg->prefix);
 	st->gw = cfg->gw;
 	memcpy(st->mac, cfg->mac, 6);
+	/* No bigger than a receive buffer holds: the MSS we announce
+	 * follows from it, and a frame past the buffer is dropped. */
 	st->mtu = cfg->dev->mtu ? cfg->dev->mtu : 1500;
+	if (st->mtu > SK_PKT_DATAROOM - NX_ETH_HLEN - 4)
+		st->mtu = SK_PKT_DATAROOM - NX_ETH_HLEN - 4;
 	st->rx_limit = cfg->rx_limit ? cfg->rx_limit : 256 * 1024;
 	st->local_tail = &st->local_head;
 	st->rand = (uint32_t)(sk_now_ns() ^ (uintptr_t)st ^ cfg->ip) | 1;
@@ -435,13 +438,14 @@ void nx_stack_destroy(struct nx_stack *st)
 		sk_reactor_set_sleeper(NULL);
 		sh->sleeper_on = false;
 	}
-	/* Last words (RSTs, FINs) go out before the queue is abandoned. */
+	/* Last words (RSTs, FINs, also those the teardown itself sends) go
+	 * out before the queue is abandoned. */
 	nx_tcp_output(st);
-	tx_flush(st);
 	nx_tcp_fini(st);
 	nx_udp_fini(st);
 	nx_ip_fini(st);
 	nx_arp_fini(st);
+	tx_flush(st);
 	sk_pkt_free_list(st->local_head);
 	for (unsigned i = 0; i < st->ntx; i++)
 		sk_pkt_free(st->txq[i]);
