@@ -108,7 +108,7 @@ uint16_t nx_csum_fold(uint32_t sum);
 	X(tcp_rcv_full) X(tcp_segs_out) X(tcp_retransmits)                     \
 	X(tcp_fast_retransmits) X(tcp_rto_timeouts) X(tcp_persist_probes)      \
 	X(tcp_keepalive_probes) X(tcp_conn_timeouts) X(tcp_active_opens)       \
-	X(tcp_passive_opens) X(tcp_time_wait)
+	X(tcp_passive_opens) X(tcp_time_wait) X(tcp_time_wait_overflow)
 
 struct nx_stats {
 #define NX_STAT_FIELD(n) uint64_t n;
@@ -328,7 +328,12 @@ struct nx_tcp_tunables {
 	unsigned syn_retries;		/* 6 */
 	unsigned data_retries;		/* 15 */
 	unsigned syn_backlog;		/* half-open connections per listener: 256 */
-	size_t ooo_max;			/* out-of-order bytes per connection */
+	size_t ooo_max;			/* out-of-order buffer memory (true
+					 * size) per connection: 512 KiB, about
+					 * a full default window of segments */
+	unsigned time_wait_max;		/* TIME_WAIT connections per instance
+					 * (beyond: the oldest ends): 16384;
+					 * 0: no limit */
 };
 extern struct nx_tcp_tunables nx_tcp_tun;
 

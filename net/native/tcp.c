@@ -36,7 +36,8 @@ struct nx_tcp_tunables nx_tcp_tun = {
 	.syn_retries = 6,
 	.data_retries = 15,
 	.syn_backlog = 256,
-	.ooo_max = 256 * 1024,
+	.ooo_max = 512 * 1024,
+	.time_wait_max = 16384,
 };
 
 #define EPHEMERAL_LO 32768
@@ -241,13 +242,6 @@ static void set_owner(struct tcp_conn *c, enum tcp_owner o)
 	c->owner = (uint8_t)o;
 }
 
-static void ooo_free(struct tcp_conn *c)
-{
-	sk_pkt_free_list(c->ooo);
-	c->ooo = NULL;
-	c->ooo_bytes = 0;
-}
-
 void tcp_maybe_free(struct tcp_conn *c)
 {
 	if (c->owner != OWN_NONE || c->state != TCP_CLOSED)
@@ -259,14 +253,57 @@ void tcp_maybe_free(struct tcp_conn *c)
 	sk_free(c);
 }
 
+static void tw_unlink(struct tcp_conn *c)
+{
+	struct nx_tcp *t = c->st->tcp;
+
+	if (!c->twprev)
+		return;
+	*c->twprev = c->twnext;
+	if (c->twnext)
+		c->twnext->twprev = c->twprev;
+	else
+		t->tw_tail = c->twprev;
+	c->twnext = NULL;
+	c->twprev = NULL;
+	t->ntw--;
+}
+
+/*
+ * @c enters TIME_WAIT: to the end of the instance's list.  Beyond
+ * time_wait_max the oldest one ends early (Linux's tcp_max_tw_buckets):
+ * a peer churning through connections must not make us keep each for
+ * 2 MSL without bound.  Those are orphans (their FIN was ACKed, so the
+ * app's close resolved): nobody else holds them.
+ */
+static void tw_link(struct tcp_conn *c)
+{
+	struct nx_tcp *t = c->st->tcp;
+
+	if (c->twprev)
+		return;
+	if (nx_tcp_tun.time_wait_max && t->ntw >= nx_tcp_tun.time_wait_max) {
+		struct tcp_conn *old = t->tw_head;
+		NX_INC(c->st, tcp_time_wait_overflow);
+		tcp_closed(old);
+		tcp_maybe_free(old);
+	}
+	c->twnext = NULL;
+	c->twprev = t->tw_tail;
+	*t->tw_tail = c;
+	t->tw_tail = &c->twnext;
+	t->ntw++;
+}
+
 /* The protocol is done with @c: out of the table, timers off. */
 void tcp_closed(struct tcp_conn *c)
 {
 	c->state = TCP_CLOSED;
 	table_remove(c);
+	tw_unlink(c);
 	tcp_timers_stop(c);
 	dirty_remove(c);
-	ooo_free(c);
+	tcp_ooo_free(c);
 }
 
 static void acceptq_remove(struct tcp_conn *c)
@@ -364,6 +401,7 @@ void tcp_set_state(struct tcp_conn *c, enum tcp_state state)
 		NX_INC(c->st, tcp_time_wait);
 		c->ack_now = true;
 		tcp_time_wait_arm(c);
+		tw_link(c);
 	}
 }
 
@@ -515,6 +553,7 @@ int nx_tcp_init(struct nx_stack *st)
 		return -ENOMEM;
 	}
 	t->tab_mask = 255;
+	t->tw_tail = &t->tw_head;
 	st->tcp = t;
 	t->hseed = nx_random(st);
 	for (int i = 0; i < 4; i++)
@@ -571,6 +610,29 @@ static bool port_in_use(struct nx_stack *st, uint16_t port)
 	return false;
 }
 
+/*
+ * An ephemeral port no listener has; 0 if none.  With @rip (a connect to
+ * rip:rport) also one free for that 4-tuple whose flow the NIC hashes to
+ * us, so that the replies arrive on this shard's queue.
+ */
+static uint16_t ephemeral_port(struct nx_stack *st, uint32_t rip, uint16_t rport)
+{
+	struct nx_tcp *t = st->tcp;
+
+	for (unsigned i = 0; i <= EPHEMERAL_HI - EPHEMERAL_LO; i++) {
+		uint16_t p = t->next_port++;
+		if (t->next_port > EPHEMERAL_HI)
+			t->next_port = EPHEMERAL_LO;
+		if (port_in_use(st, p))
+			continue;
+		if (rip && (tcp_lookup(st, st->ip, p, rip, rport) ||
+			    !nx_flow_is_local(st, sk_rss_hash(rip, st->ip, rport, p, true))))
+			continue;
+		return p;
+	}
+	return 0;
+}
+
 int nx_tcp_listen(struct nx_stack *st, const struct sk_sockaddr *a,
 		  const struct sk_listen_opts *o, struct sk_listener **out)
 {
@@ -583,15 +645,7 @@ int nx_tcp_listen(struct nx_stack *st, const struct sk_sockaddr *a,
 	if (port && port_in_use(st, port))
 		return -EADDRINUSE;
 	if (!port) {
-		for (unsigned i = 0; i <= EPHEMERAL_HI - EPHEMERAL_LO; i++) {
-			uint16_t p = t->next_port++;
-			if (t->next_port > EPHEMERAL_HI)
-				t->next_port = EPHEMERAL_LO;
-			if (!port_in_use(st, p)) {
-				port = p;
-				break;
-			}
-		}
+		port = ephemeral_port(st, 0, 0);
 		if (!port)
 			return -EADDRINUSE;
 	}
@@ -669,39 +723,16 @@ void nx_tcp_listener_close(struct sk_listener *l)
 
 /* --- connect ------------------------------------------------------------ */
 
-/*
- * A local port free for this 4-tuple whose flow the NIC hashes to us, so
- * that the replies arrive on this shard's queue.
- */
-static int pick_port(struct nx_stack *st, uint32_t rip, uint16_t rport, uint16_t *out)
-{
-	struct nx_tcp *t = st->tcp;
-
-	for (unsigned i = 0; i <= EPHEMERAL_HI - EPHEMERAL_LO; i++) {
-		uint16_t p = t->next_port++;
-		if (t->next_port > EPHEMERAL_HI)
-			t->next_port = EPHEMERAL_LO;
-		if (tcp_lookup(st, st->ip, p, rip, rport) || port_in_use(st, p))
-			continue;
-		if (!nx_flow_is_local(st, sk_rss_hash(rip, st->ip, rport, p, true)))
-			continue;
-		*out = p;
-		return 0;
-	}
-	return -EADDRNOTAVAIL;
-}
-
 sk_future nx_tcp_connect(struct nx_stack *st, const struct sk_sockaddr *a)
 {
 	struct tcp_conn *c;
 	uint16_t lport;
-	int r;
 
 	if (!a->ip || !a->port)
 		return sk_make_error(-EINVAL);
-	r = pick_port(st, a->ip, a->port, &lport);
-	if (r)
-		return sk_make_error(r);
+	lport = ephemeral_port(st, a->ip, a->port);
+	if (!lport)
+		return sk_make_error(-EADDRNOTAVAIL);
 	c = tcp_conn_new(st, st->ip, lport, a->ip, a->port);
 	if (!c)
 		return sk_make_error(-ENOMEM);
@@ -714,8 +745,9 @@ sk_future nx_tcp_connect(struct nx_stack *st, const struct sk_sockaddr *a)
 	set_owner(c, OWN_CONNECT);
 	c->iss = tcp_isn(st, c->lip, c->lport, c->rip, c->rport);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+	c->recover = c->iss;
 	c->state = TCP_SYN_SENT;
-	c->mss = (uint16_t)(st->mtu - NX_IP_HLEN - NX_TCP_HLEN);
+	c->mss = tcp_our_mss(st);
 	sk_future f = sk_promise_future(c->conn_p);
 	c->synack_now = true;
 	/* The SYN goes out now: an unreachable peer fails the connect at

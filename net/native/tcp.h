@@ -40,6 +40,13 @@
  * tiny segments does not pin a packet buffer per handful of bytes. */
 #define TCP_COPY_BELOW 512
 #define TCP_CHUNK 4096		/* copy chunk size */
+/* Reassembly queue entries per connection.  Besides ooo_max (charged by
+ * buffer, not payload), this bounds the cost of a sorted insert. */
+#define TCP_OOO_MAX_SEGS 256
+/* Window probes an orphan sends before it gives up on a peer that keeps
+ * its window shut (Linux's tcp_orphan_retries): nobody waits for that
+ * data, and sk_close / shutdown must not be held forever. */
+#define TCP_ORPHAN_PROBES 8
 
 enum tcp_state {
 	TCP_CLOSED,
@@ -73,6 +80,7 @@ struct tcp_conn {
 	struct tcp_conn *anext, **aprev;	/* every connection of the instance */
 	struct tcp_conn *qnext;		/* accept queue */
 	struct tcp_conn *halfnext, **halfprev;	/* listener's half-open, oldest first */
+	struct tcp_conn *twnext, **twprev;	/* instance's TIME_WAIT, oldest first */
 	struct sk_listener *lst;	/* OWN_HALF / OWN_ACCEPTQ */
 	struct sk_promise *conn_p;	/* OWN_CONNECT */
 	uint32_t lip, rip;
@@ -88,9 +96,10 @@ struct tcp_conn {
 	bool fin_acked;
 	bool ws_ok;			/* window scaling negotiated */
 	bool in_recovery;		/* NewReno fast recovery */
+	bool recover_hold;		/* no fast retransmit until ack > recover */
 	bool rtt_timing;
 	bool persist;			/* rtx timer runs as persist timer */
-	bool probe_sent;		/* a window probe byte is out */
+	bool rfin;			/* the peer's FIN past a hole, at rfin_seq */
 
 	/* Send side. */
 	uint32_t iss, snd_una, snd_nxt, snd_max, fin_seq;
@@ -100,6 +109,9 @@ struct tcp_conn {
 	uint8_t snd_wscale, rcv_wscale;
 	unsigned dupacks;
 	unsigned retries;		/* consecutive timeouts */
+	unsigned probes;		/* window probes unanswered */
+	unsigned probes_total;		/* window probes since the peer last
+					 * took data (orphan limit) */
 	uint32_t rtt_seq;
 	uint64_t rtt_start;
 	uint64_t srtt, rttvar, rto;	/* ns; srtt 0: no sample yet */
@@ -110,7 +122,9 @@ struct tcp_conn {
 	uint32_t last_ack;		/* rcv_nxt of the last ACK sent */
 	uint16_t rcv_mss;		/* peer's segments (delayed ACK rule) */
 	struct sk_pkt *ooo;		/* out-of-order, by seq, via nextpkt */
-	size_t ooo_bytes;
+	size_t ooo_mem;			/* its buffers' true size (ooo_max) */
+	unsigned ooo_segs;		/* its entries (TCP_OOO_MAX_SEGS) */
+	uint32_t rfin_seq;
 
 	/* Send-buffer cursor: seg of s->out holding offset cur_off. */
 	struct sk_seg *cur_seg;
@@ -143,6 +157,8 @@ struct nx_tcp {
 	struct sk_listener *listeners;
 	struct tcp_conn *dirty;
 	struct tcp_conn *all;
+	struct tcp_conn *tw_head, **tw_tail;	/* TIME_WAIT, oldest first */
+	unsigned ntw;
 	unsigned busy;			/* connections the app holds */
 	uint16_t next_port;
 };
@@ -150,6 +166,22 @@ struct nx_tcp {
 static inline struct tcp_conn *tcp_of(struct sk_sock *s)
 {
 	return (struct tcp_conn *)s;
+}
+
+static inline uint32_t min32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+/* The MSS we announce and the most we send (one function, so the two
+ * agree): the MTU's, but a segment must also fit one receive buffer -
+ * its data room less the TCP header and 40 bytes for Ethernet (with a
+ * VLAN tag) and IP. */
+static inline uint16_t tcp_our_mss(const struct nx_stack *st)
+{
+	uint32_t m = (uint32_t)st->mtu - NX_IP_HLEN - NX_TCP_HLEN;
+	uint32_t room = SK_PKT_DATAROOM - NX_TCP_HLEN - 40;
+	return (uint16_t)min32(m, room);
 }
 
 /* Parsed header of a received segment (host order). */
@@ -183,6 +215,10 @@ void tcp_half_unlink(struct tcp_conn *c);
 void tcp_fin_acked(struct tcp_conn *c);
 void tcp_mark_dirty(struct tcp_conn *c);
 
+/* tcp_in.c */
+/* Forget the reassembly queue (and a FIN past its hole). */
+void tcp_ooo_free(struct tcp_conn *c);
+
 /* tcp_out.c */
 void tcp_output_conn(struct tcp_conn *c);
 void tcp_send_ack(struct tcp_conn *c);
@@ -201,7 +237,8 @@ void tcp_timers_init(struct tcp_conn *c);
 void tcp_timers_stop(struct tcp_conn *c);
 void tcp_rtx_arm(struct tcp_conn *c);
 void tcp_rtx_restart(struct tcp_conn *c);
-void tcp_persist_arm(struct tcp_conn *c);
+/* Zero send window with data to send: probe instead of sending. */
+void tcp_persist_enter(struct tcp_conn *c);
 void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt);
 void tcp_delack_arm(struct tcp_conn *c);
 void tcp_time_wait_arm(struct tcp_conn *c);

@@ -14,9 +14,12 @@
  *     -> receive (in order: to the socket; otherwise the reassembly
  *     queue), FIN.
  *
- * Nothing here sends directly except RST replies to strangers: the
- * connection is marked dirty with ack_now (or the delayed-ACK timer is
- * armed) and tcp_output_conn sends at the end of the round.
+ * Mostly nothing is sent from here: the connection is marked dirty with
+ * ack_now (or the delayed-ACK timer is armed) and tcp_output_conn sends
+ * at the end of the round, so the ACK can ride on the app's reply.  What
+ * must not wait goes out at once: RST replies (strangers, a bad ACK in
+ * SYN_RECEIVED), the duplicate ACK for an out-of-order segment (the
+ * sender counts them, one per segment) and a fast retransmission.
  */
 #include <errno.h>
 #include <string.h>
@@ -24,22 +27,10 @@
 #include "tcp.h"
 #include "skerry/alloc.h"
 
+/* A reassembly queue entry: its sequence number and payload length.
+ * The payload is exactly the packet's data (one segment, len trimmed). */
 #define OOO_SEQ(p) ((uint32_t)(p)->meta[0])
 #define OOO_LEN(p) ((uint32_t)(p)->meta[1])
-#define OOO_FIN(p) (((p)->meta[1] >> 32) & 1)
-
-static inline uint32_t min32(uint32_t a, uint32_t b)
-{
-	return a < b ? a : b;
-}
-
-static uint16_t our_mss(const struct nx_stack *st)
-{
-	uint32_t m = (uint32_t)st->mtu - NX_IP_HLEN - NX_TCP_HLEN;
-	/* A segment must fit one packet buffer. */
-	uint32_t room = SK_PKT_DATAROOM - NX_TCP_HLEN - 40;
-	return (uint16_t)(m < room ? m : room);
-}
 
 /* --- parsing ------------------------------------------------------------ */
 
@@ -205,15 +196,47 @@ static void fin_in(struct tcp_conn *c)
 	tcp_mark_dirty(c);
 }
 
-/* Insert a segment that starts past rcv_nxt into the reassembly queue.
- * Takes @p (data at the payload). */
+/* What a queued packet really holds down: its buffers, not its payload
+ * (a 1-byte segment pins a whole pool buffer). */
+static size_t pkt_truesize(const struct sk_pkt *p)
+{
+	size_t n = 0;
+
+	for (; p; p = p->next)
+		n += sizeof(*p) + p->buf_size;
+	return n;
+}
+
+static void ooo_take(struct tcp_conn *c, struct sk_pkt *q)
+{
+	c->ooo_mem -= pkt_truesize(q);
+	c->ooo_segs--;
+}
+
+/* May we write past the data of @p (our own pool buffer, unshared)? */
+static bool pkt_writable(const struct sk_pkt *p)
+{
+	return p->refcnt == 1 && !p->ext_free && !p->next;
+}
+
+/*
+ * Insert a segment that starts past rcv_nxt into the reassembly queue.
+ * Takes @p (data at the payload).  The queue is charged by buffer size
+ * against ooo_max and holds at most TCP_OOO_MAX_SEGS entries; a small
+ * segment that continues the previous entry is copied onto its end, so a
+ * peer sending tiny segments does not pin a buffer per few bytes.  What
+ * does not fit is dropped: the peer sends it again.
+ */
 static void ooo_insert(struct tcp_conn *c, struct sk_pkt *p, uint32_t seq,
-		       uint32_t len, bool fin)
+		       uint32_t len)
 {
 	struct nx_stack *st = c->st;
 	struct sk_pkt **pp = &c->ooo, *q, *prev = NULL;
+	size_t size;
 
-	if (p->next || c->ooo_bytes + len > nx_tcp_tun.ooo_max) {
+	if (p->next || (c->rfin && SEQ_GEQ(seq, c->rfin_seq))) {
+		/* A chain is bigger than any segment our MSS allows; data
+		 * past the peer's FIN cannot be. */
 		NX_INC(st, tcp_ooo_dropped);
 		sk_pkt_free(p);
 		return;
@@ -225,14 +248,13 @@ static void ooo_insert(struct tcp_conn *c, struct sk_pkt *p, uint32_t seq,
 	}
 	if (prev) {
 		uint32_t pend = OOO_SEQ(prev) + OOO_LEN(prev);
-		if (SEQ_GEQ(pend, seq + len) && !(fin && !OOO_FIN(prev) &&
-						  pend == seq + len)) {
+		if (SEQ_GEQ(pend, seq + len)) {
 			NX_INC(st, tcp_dup_rx);
 			sk_pkt_free(p);
 			return;
 		}
 		if (SEQ_GT(pend, seq)) {
-			uint32_t cut = min32(pend - seq, len);
+			uint32_t cut = pend - seq;
 			pkt_trim_front(p, cut);
 			seq += cut;
 			len -= cut;
@@ -243,29 +265,76 @@ static void ooo_insert(struct tcp_conn *c, struct sk_pkt *p, uint32_t seq,
 		uint32_t qend = OOO_SEQ(q) + OOO_LEN(q);
 		if (SEQ_LEQ(qend, seq + len)) {
 			*pp = q->nextpkt;
-			c->ooo_bytes -= OOO_LEN(q);
-			if (OOO_FIN(q))
-				fin = true;
+			ooo_take(c, q);
 			sk_pkt_free(q);
 			continue;
 		}
 		len = OOO_SEQ(q) - seq;
-		fin = false;
 		break;
 	}
+	p->len = len;		/* one segment: drop what we do not keep */
+	p->pkt_len = len;
+	if (len < TCP_COPY_BELOW) {
+		/* Small: onto the end of the entry it continues, if there
+		 * is room there. */
+		if (prev && OOO_SEQ(prev) + OOO_LEN(prev) == seq && pkt_writable(prev)) {
+			uint8_t *dst = sk_pkt_append(prev, len);
+			if (dst) {
+				memcpy(dst, p->data, len);
+				prev->meta[1] = OOO_LEN(prev) + len;
+				sk_pkt_free(p);
+				return;
+			}
+		}
+		/* A foreign or shared buffer cannot take followers: copy
+		 * into a pool buffer of our own that can. */
+		if (!pkt_writable(p)) {
+			struct sk_pkt *n = sk_pkt_alloc();
+			uint8_t *dst = n ? sk_pkt_append(n, len) : NULL;
+			if (dst) {
+				memcpy(dst, p->data, len);
+				sk_pkt_free(p);
+				p = n;
+			} else if (n) {
+				sk_pkt_free(n);
+			}
+		}
+	}
+	size = pkt_truesize(p);
+	if (c->ooo_segs >= TCP_OOO_MAX_SEGS || c->ooo_mem + size > nx_tcp_tun.ooo_max) {
+		NX_INC(st, tcp_ooo_dropped);
+		sk_pkt_free(p);
+		return;
+	}
 	p->meta[0] = seq;
-	p->meta[1] = (uint64_t)len | (uint64_t)fin << 32;
+	p->meta[1] = len;
 	p->nextpkt = *pp;
 	*pp = p;
-	c->ooo_bytes += len;
+	c->ooo_mem += size;
+	c->ooo_segs++;
 	NX_INC(st, tcp_ooo_queued);
 }
 
-static void ooo_free(struct tcp_conn *c)
+void tcp_ooo_free(struct tcp_conn *c)
 {
 	sk_pkt_free_list(c->ooo);
 	c->ooo = NULL;
-	c->ooo_bytes = 0;
+	c->ooo_mem = 0;
+	c->ooo_segs = 0;
+	c->rfin = false;
+}
+
+/* The peer's FIN arrived past a hole: keep its place, not its packet. */
+static void ooo_fin(struct tcp_conn *c, uint32_t seq)
+{
+	c->rfin = true;
+	c->rfin_seq = seq;
+}
+
+/* Anything waiting for rcv_nxt to move? */
+static bool ooo_pending(const struct tcp_conn *c)
+{
+	return c->ooo || c->rfin;
 }
 
 /* After rcv_nxt moved: what the queue now continues. */
@@ -275,33 +344,31 @@ static void ooo_drain(struct tcp_conn *c)
 
 	while ((q = c->ooo) && SEQ_LEQ(OOO_SEQ(q), c->rcv_nxt)) {
 		uint32_t skip = c->rcv_nxt - OOO_SEQ(q), len = OOO_LEN(q);
-		bool fin = OOO_FIN(q);
 
 		c->ooo = q->nextpkt;
 		q->nextpkt = NULL;
-		c->ooo_bytes -= len;
-		if (skip > len || (skip == len && !fin)) {
+		ooo_take(c, q);
+		if (skip >= len) {
 			sk_pkt_free(q);
 			continue;
 		}
 		pkt_trim_front(q, skip);
 		len -= skip;
-		if (len) {
-			if (!deliver(c, q, len)) {
-				/* Not taken: the peer sends it again. */
-				NX_INC(c->st, tcp_rcv_full);
-				ooo_free(c);
-				return;
-			}
-			c->rcv_nxt += len;
-		} else {
-			sk_pkt_free(q);
-		}
-		if (fin) {
-			ooo_free(c);	/* nothing lies past a FIN */
-			fin_in(c);
+		if (!deliver(c, q, len)) {
+			/* Not taken: the peer sends it again. */
+			NX_INC(c->st, tcp_rcv_full);
+			tcp_ooo_free(c);
 			return;
 		}
+		c->rcv_nxt += len;
+	}
+	if (!c->rfin)
+		return;
+	if (c->rcv_nxt == c->rfin_seq) {
+		tcp_ooo_free(c);	/* nothing lies past a FIN */
+		fin_in(c);
+	} else if (SEQ_GT(c->rcv_nxt, c->rfin_seq)) {
+		c->rfin = false;	/* data past it after all: not a FIN */
 	}
 }
 
@@ -326,6 +393,11 @@ static void cc_new_ack(struct tcp_conn *c, uint32_t ack, uint32_t acked)
 {
 	uint32_t mss = c->mss;
 
+	/* Past the flight of the last loss: fast retransmit is allowed
+	 * again (and recover is not compared with acks that may lie 2 GB
+	 * away one day). */
+	if (c->recover_hold && SEQ_GT(ack, c->recover))
+		c->recover_hold = false;
 	if (c->in_recovery) {
 		if (SEQ_GEQ(ack, c->recover)) {
 			/* Full ACK: deflate to ssthresh (RFC 6582 3.2 (3)). */
@@ -366,10 +438,13 @@ static void cc_dup_ack(struct tcp_conn *c, uint32_t ack)
 		tcp_mark_dirty(c);
 		return;
 	}
-	if (c->dupacks == 3 && SEQ_GT(ack, c->recover)) {
+	/* RFC 6582 3.2 (1): not for duplicates of a flight a loss already
+	 * dealt with (ack at or below recover). */
+	if (c->dupacks == 3 && (!c->recover_hold || SEQ_GT(ack, c->recover))) {
 		uint32_t flight = c->snd_max - c->snd_una;
 		c->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
 		c->recover = c->snd_max;
+		c->recover_hold = true;
 		c->in_recovery = true;
 		NX_INC(c->st, tcp_fast_retransmits);
 		tcp_retransmit_una(c);
@@ -382,7 +457,7 @@ static void cc_dup_ack(struct tcp_conn *c, uint32_t ack)
 
 static void take_syn_opts(struct tcp_conn *c, const struct tcp_seg *sg)
 {
-	uint16_t ours = our_mss(c->st);
+	uint16_t ours = tcp_our_mss(c->st);
 	uint16_t peer = sg->mss ? sg->mss : TCP_DEFAULT_MSS;
 
 	c->mss = peer < ours ? peer : ours;
@@ -539,7 +614,11 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 	 * earns a challenge ACK, anything else is ignored. */
 	if (flags & TH_RST) {
 		NX_INC(st, tcp_rst_rx);
-		if (seq == c->rcv_nxt) {
+		if (c->state == TCP_TIME_WAIT) {
+			/* RFC 1337: a reset must not cut TIME_WAIT short - an
+			 * old duplicate of the connection could then be taken
+			 * for a new incarnation's. */
+		} else if (seq == c->rcv_nxt) {
 			int err = c->owner == OWN_CONNECT ? -ECONNREFUSED : -ECONNRESET;
 			tcp_fail(c, err);
 		} else if (SEQ_GT(seq, c->rcv_nxt) &&
@@ -552,11 +631,21 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 		}
 		goto drop;
 	}
-	/* The peer's SYN again while we answer it: answer again. */
 	if (c->state == TCP_SYN_RECEIVED && (flags & TH_SYN) && seq == c->irs) {
-		c->synack_now = true;
+		if (!(flags & TH_ACK)) {
+			/* The peer's SYN again while we answer it: answer
+			 * again. */
+			c->synack_now = true;
+			tcp_mark_dirty(c);
+			goto drop;
+		}
+		/* Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK
+		 * answers our SYN.  Its SYN is the one we have; the rest,
+		 * the ACK above all, is processed as usual, and ACKed. */
+		flags &= (uint8_t)~TH_SYN;
+		seq++;
+		c->ack_now = true;
 		tcp_mark_dirty(c);
-		goto drop;
 	}
 	/* SYN in a synchronized state (RFC 5961 4): challenge ACK. */
 	if (flags & TH_SYN) {
@@ -639,6 +728,8 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 		tcp_mark_dirty(c);
 		goto drop;
 	}
+	/* The peer answers: window probes are not going into the void. */
+	c->probes = 0;
 	uint32_t new_wnd = (uint32_t)sg->wnd << c->snd_wscale;
 	if (SEQ_GT(ack, c->snd_una)) {
 		uint32_t acked = ack - c->snd_una, data = acked;
@@ -657,6 +748,7 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 		if (SEQ_LT(c->snd_nxt, c->snd_una))
 			c->snd_nxt = c->snd_una;
 		c->retries = 0;
+		c->probes_total = 0;
 		tcp_tx_done(c, data);
 		if (c->in_recovery)
 			tcp_retransmit_una(c);	/* partial ACK: next hole */
@@ -673,10 +765,14 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 		   c->snd_max != c->snd_una && new_wnd == c->snd_wnd && new_wnd) {
 		cc_dup_ack(c, ack);
 	}
-	/* Window update (RFC 9293 3.10.7.4, SND.WL1/WL2 rule). */
-	if (SEQ_LT(c->snd_wl1, seq) ||
-	    (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack))) {
-		if (new_wnd > c->snd_wnd)
+	/* Window update (RFC 9293 3.10.7.4): only from an ACK in
+	 * SND.UNA..SND.NXT (snd_una is already moved to a new one) that is
+	 * not older than the last update (SND.WL1/WL2) - a stale, reordered
+	 * segment must not shrink or reopen the window. */
+	if (SEQ_GEQ(ack, c->snd_una) &&
+	    (SEQ_LT(c->snd_wl1, seq) || (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack)))) {
+		/* Opened: more may go; closed: persist instead (output). */
+		if (new_wnd != c->snd_wnd)
 			tcp_mark_dirty(c);
 		c->snd_wnd = new_wnd;
 		if (new_wnd > c->snd_wnd_max)
@@ -700,16 +796,16 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 			goto drop;
 		}
 		if (seq == c->rcv_nxt) {
-			bool gap = c->ooo != NULL;
+			bool gap = ooo_pending(c);
 			if (!deliver(c, p, plen)) {
 				NX_INC(st, tcp_rcv_full);
 				return;
 			}
 			c->rcv_nxt += plen;
 			if (c->rcv_mss < plen)
-				c->rcv_mss = (uint16_t)min32(plen, our_mss(st));
+				c->rcv_mss = (uint16_t)min32(plen, tcp_our_mss(st));
 			if (flags & TH_FIN) {
-				ooo_free(c);
+				tcp_ooo_free(c);
 				fin_in(c);
 			} else if (gap) {
 				ooo_drain(c);
@@ -719,19 +815,23 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 		}
 		/* A hole before it: queue, and ACK at once (RFC 5681 4.2) so
 		 * the sender sees duplicate ACKs. */
-		ooo_insert(c, p, seq, plen, flags & TH_FIN);
+		if (flags & TH_FIN)
+			ooo_fin(c, seq + plen);
+		ooo_insert(c, p, seq, plen);
 		tcp_send_ack(c);
 		return;
 	}
 	if (flags & TH_FIN) {
-		if (seq == c->rcv_nxt) {
-			if (c->state != TCP_CLOSE_WAIT && c->state != TCP_CLOSING &&
-			    c->state != TCP_LAST_ACK && c->state != TCP_TIME_WAIT)
-				fin_in(c);
+		if (c->state != TCP_ESTABLISHED && c->state != TCP_FIN_WAIT_1 &&
+		    c->state != TCP_FIN_WAIT_2) {
+			/* Had the peer's FIN already (a different one now is
+			 * nonsense); a retransmission was ACKed above. */
+		} else if (seq == c->rcv_nxt) {
+			tcp_ooo_free(c);	/* nothing lies past a FIN */
+			fin_in(c);
 		} else {
 			/* A bare FIN past a hole: keep its place. */
-			ooo_insert(c, p, seq, 0, true);
-			p = NULL;
+			ooo_fin(c, seq);
 			c->ack_now = true;
 			tcp_mark_dirty(c);
 		}

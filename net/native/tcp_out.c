@@ -19,11 +19,6 @@
 
 #include "tcp.h"
 
-static inline uint32_t min32(uint32_t a, uint32_t b)
-{
-	return a < b ? a : b;
-}
-
 /* --- receive window ----------------------------------------------------- */
 
 /* Room for input: what the socket may hold minus what the app has not
@@ -179,7 +174,7 @@ static int xmit(struct tcp_conn *c, uint32_t seq, uint8_t flags, size_t off,
 		 * when the peer offered it (RFC 7323 1.3). */
 		opts[0] = 2;
 		opts[1] = 4;
-		nx_put16(opts + 2, (uint16_t)(c->st->mtu - NX_IP_HLEN - NX_TCP_HLEN));
+		nx_put16(opts + 2, tcp_our_mss(c->st));
 		olen = 4;
 		if (!(flags & TH_ACK) || c->ws_ok) {
 			opts[4] = 1;
@@ -313,14 +308,18 @@ static void send_data(struct tcp_conn *c)
 		uint32_t wnd = min32(c->cwnd, c->snd_wnd), unsent, len;
 		uint8_t flags = TH_ACK;
 
+		if (c->snd_wnd == 0 && queued) {
+			/* RFC 9293 3.8.6.1, RFC 1122 4.2.2.17: a closed window
+			 * is probed, whatever is in flight (a peer that shrank
+			 * its window dropped that). */
+			tcp_persist_enter(c);
+			return;
+		}
 		if (inflight >= queued)
 			return;
 		unsent = (uint32_t)(queued - inflight);
-		if (inflight >= wnd) {
-			if (c->snd_wnd == 0 && c->snd_una == c->snd_max)
-				tcp_persist_arm(c);
+		if (inflight >= wnd)
 			return;
-		}
 		len = min32(min32(c->mss, wnd - inflight), unsent);
 		/* Sender SWS avoidance (RFC 1122 4.2.3.4) without Nagle: a
 		 * runt only when nothing is in flight to clock more out. */

@@ -6,7 +6,7 @@
  *   rtx     retransmission (RFC 6298: SRTT/RTTVAR, Karn, backoff, bounds)
  *           -> rtx_fire: SYN / SYN-ACK again, or go back to snd_una with
  *           cwnd = 1 MSS (RFC 5681 3.1); or, with a zero send window and
- *           nothing in flight, the persist timer sending window probes.
+ *           data to send, the persist timer sending window probes.
  *   delack  the delayed ACK (RFC 1122 4.2.3.2, RFC 5681 4.2).
  *   tw      TIME_WAIT (2 MSL), the FIN_WAIT_2 limit for orphans, and
  *           keepalive while ESTABLISHED / CLOSE_WAIT (when enabled).
@@ -51,8 +51,25 @@ static void rtx_fire(struct sk_timer *t)
 	struct nx_stack *st = c->st;
 
 	if (c->persist) {
-		/* Persist: probe, back off, never give up while the peer
-		 * answers (it is alive, just not reading). */
+		bool orphan = c->owner == OWN_NONE || c->owner == OWN_CLOSING;
+
+		/* Persist: probe and back off.  A peer that answers is alive,
+		 * just not reading, and gets all the time it needs - unless
+		 * nobody waits for the data any more: an orphan gives up
+		 * after TCP_ORPHAN_PROBES without the peer taking a byte (a
+		 * window opened now and then does not reset that), so that
+		 * its sk_close resolves and shutdown is not held forever.  A
+		 * peer that stays silent through data_retries probes is gone,
+		 * as with retransmissions. */
+		if (c->probes >= nx_tcp_tun.data_retries ||
+		    (orphan && c->probes_total >= TCP_ORPHAN_PROBES)) {
+			NX_INC(st, tcp_conn_timeouts);
+			tcp_send_rst(c);
+			tcp_fail(c, -ETIMEDOUT);
+			return;
+		}
+		c->probes++;
+		c->probes_total++;
 		tcp_persist_probe(c);
 		c->persist_ival = clamp_rto(c->persist_ival * 2);
 		sk_timer_arm(&c->rtx, c->persist_ival);
@@ -73,6 +90,12 @@ static void rtx_fire(struct sk_timer *t)
 	}
 	if (c->snd_una == c->snd_max)
 		return;	/* everything acknowledged meanwhile */
+	if (c->snd_wnd == 0 && c->s.out.bytes && !c->s.err) {
+		/* The window closed under the flight: what is out is not
+		 * lost, it did not fit - probe rather than count a loss. */
+		tcp_persist_enter(c);
+		return;
+	}
 	if (++c->retries > nx_tcp_tun.data_retries) {
 		NX_INC(st, tcp_conn_timeouts);
 		if (c->state != TCP_TIME_WAIT)
@@ -88,13 +111,13 @@ static void rtx_fire(struct sk_timer *t)
 	c->cwnd = c->mss;
 	c->in_recovery = false;
 	c->recover = c->snd_max;
+	c->recover_hold = true;
 	c->dupacks = 0;
 	c->rtt_timing = false;
 	c->rto = clamp_rto(c->rto * 2);
-	/* Go back N: send again from the first unacknowledged byte. */
+	/* Go back N: send again from the first unacknowledged byte (our
+	 * FIN, if that is all that is left: send_fin resends it). */
 	c->snd_nxt = c->snd_una;
-	if (c->fin_sent && !c->fin_acked && c->snd_una == c->fin_seq)
-		c->snd_nxt = c->fin_seq;
 	sk_timer_arm(&c->rtx, c->rto);
 	tcp_mark_dirty(c);
 }
@@ -117,11 +140,20 @@ void tcp_rtx_restart(struct tcp_conn *c)
 		sk_timer_arm(&c->rtx, c->rto);
 }
 
-void tcp_persist_arm(struct tcp_conn *c)
+/*
+ * Zero send window with data to send (RFC 9293 3.8.6.1): the rtx timer
+ * becomes the persist timer.  What is in flight past the closed window
+ * did not fit: it goes again from snd_una once the window opens.
+ */
+void tcp_persist_enter(struct tcp_conn *c)
 {
 	if (c->persist)
 		return;
 	c->persist = true;
+	c->snd_nxt = c->snd_una;
+	c->rtt_timing = false;
+	c->retries = 0;
+	c->probes = 0;
 	c->persist_ival = clamp_rto(c->rto);
 	sk_timer_arm(&c->rtx, c->persist_ival);
 }

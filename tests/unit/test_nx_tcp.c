@@ -41,6 +41,7 @@ static const struct nx_tcp_tunables defaults_tun = {
 	.rto_min_ns = 200 * MS, .rto_max_ns = 60000 * MS, .rto_initial_ns = 1000 * MS,
 	.delack_ns = 40 * MS, .time_wait_ns = 60000 * MS, .fin_wait2_ns = 60000 * MS,
 	.syn_retries = 6, .data_retries = 15, .syn_backlog = 256, .ooo_max = 256 * 1024,
+	.time_wait_max = 16384,
 };
 
 /* --- the crafted-segment peer ------------------------------------------- */
@@ -1275,6 +1276,620 @@ SK_TEST(accept_busy_and_listener_close_cancels)
 	run_phases(p_listener_close, 0);
 }
 
+/* The reassembly queue is charged by buffer, not payload, and bounded in
+ * entries: 1-byte segments with holes between them cannot pin a pool
+ * buffer each without limit, and bare FINs past a hole hold no packet.
+ * Small segments that continue one another share a buffer, and what was
+ * queued - the FIN past the hole included - is delivered once the hole
+ * fills. */
+static unsigned ooo_entries(struct tcp_conn *c)
+{
+	unsigned n = 0;
+	for (struct sk_pkt *q = c->ooo; q; q = q->nextpkt)
+		n++;
+	return n;
+}
+
+static int p_ooo_bounds(int ph)
+{
+	uint8_t buf[700], got[700];
+	struct tcp_conn *c;
+	struct tseg *t;
+	sk_future f;
+	int err;
+	(void)ph;
+
+	listen80();
+	if (!handshake())
+		return -1;
+	c = tcp_of(E.s);
+	/* Every other byte past a hole at pseq: nothing to merge. */
+	for (unsigned i = 0; i < 1000; i++) {
+		send_frame(E.pport, 80, E.pseq + 2 + 2 * i, E.sseq, F_ACK, 65535, NULL, 0, "x", 1,
+			   0, false);
+		if (i % 32 == 31) {
+			pump();
+			clear();
+		}
+	}
+	pump();
+	unsigned n = ooo_entries(c);
+	CHECK(n > 0);
+	CHECK(n <= TCP_OOO_MAX_SEGS);
+	CHECK(n * (SK_PKT_HEADROOM + SK_PKT_DATAROOM) <= nx_tcp_tun.ooo_max);
+	CHECK(stats()->tcp_ooo_dropped > 0);
+	/* Bare FINs past the hole: no entries. */
+	for (unsigned i = 0; i < 200; i++) {
+		send_frame(E.pport, 80, E.pseq + 5000 + i, E.sseq, F_ACK | F_FIN, 65535, NULL, 0,
+			   NULL, 0, 0, false);
+		if (i % 32 == 31) {
+			pump();
+			clear();
+		}
+	}
+	pump();
+	CHECK_EQ(ooo_entries(c), n);
+	sk_abort(E.s);
+
+	/* A second connection: 600 contiguous 1-byte segments past a
+	 * 1-byte hole, then a bare FIN after them. */
+	E.pport++;
+	if (!handshake())
+		return -1;
+	c = tcp_of(E.s);
+	fill(buf, 601, 6);
+	for (unsigned i = 1; i < 601; i++) {
+		send_frame(E.pport, 80, E.pseq + i, E.sseq, F_ACK, 65535, NULL, 0, buf + i, 1, 0,
+			   false);
+		if (i % 32 == 31) {
+			pump();
+			clear();
+		}
+	}
+	pump();
+	CHECK(ooo_entries(c) <= 2);
+	send_frame(E.pport, 80, E.pseq + 601, E.sseq, F_ACK | F_FIN, 65535, NULL, 0, NULL, 0, 0,
+		   false);
+	pump();
+	CHECK(ooo_entries(c) <= 2);
+	CHECK_EQ(sk_read_avail(E.s), 0);
+	/* The hole fills: all of it in order, then the end of the stream. */
+	clear();
+	send_frame(E.pport, 80, E.pseq, E.sseq, F_ACK, 65535, NULL, 0, buf, 1, 0, false);
+	pump();
+	CHECK_EQ(sk_read_avail(E.s), 601);
+	CHECK_EQ(drain(E.s, got, sizeof(got)), 601);
+	CHECK(!memcmp(got, buf, 601));
+	CHECK(c->ooo == NULL);
+	t = E.nr ? &E.r[E.nr - 1] : NULL;
+	CHECK(t != NULL);
+	if (t)
+		CHECK_EQ(t->ack, E.pseq + 602);
+	f = sk_read(E.s);
+	CHECK(sk_future_available(f));
+	CHECK_EQ(sk_future_get(f, &err), 0);
+	CHECK_EQ(err, 0);
+	sk_abort(E.s);
+	return -1;
+}
+
+SK_TEST(out_of_order_queue_bounded_by_buffers_and_entries)
+{
+	run_phases(p_ooo_bounds, 0);
+}
+
+/* Persist: a peer that keeps answering with a closed window is waited
+ * for as long as the app holds the socket, but an orphan gives up after
+ * a few probes (its sk_close resolves); a peer that goes silent is gone
+ * after data_retries unanswered probes. */
+static int persist_stage;
+
+/* The peer's end: all acknowledged, window closed, more data queued. */
+static void persist_setup(void)
+{
+	uint8_t buf[3000];
+
+	fill(buf, sizeof(buf), 1);
+	CHECK_EQ(sk_write(E.s, buf, 1000), 0);
+	pump();
+	E.sseq += 1000;
+	psend(F_ACK, NULL, 0, 0);
+	pump();
+	CHECK_EQ(sk_write(E.s, buf, sizeof(buf)), 0);
+	pump();
+	clear();
+}
+
+static int p_persist_limits(int ph)
+{
+	sk_future f;
+	int err;
+
+	if (ph == 0) {
+		nx_tcp_tun.rto_min_ns = 5 * MS;
+		nx_tcp_tun.rto_max_ns = 5 * MS;
+		nx_tcp_tun.rto_initial_ns = 5 * MS;
+		nx_tcp_tun.data_retries = 3;
+		persist_stage = 0;
+		listen80();
+		if (!handshake())
+			return -1;
+		persist_setup();
+		return 2;
+	}
+	switch (persist_stage) {
+	case 0:
+		/* Alive, not reading: answer whatever comes, for much longer
+		 * than data_retries probes. */
+		collect();
+		psend(F_ACK, NULL, 0, 0);
+		pump();
+		if (ph < 40)
+			return 2;
+		CHECK(stats()->tcp_persist_probes > nx_tcp_tun.data_retries + 2);
+		CHECK_EQ(stats()->tcp_conn_timeouts, 0);
+		CHECK(find(F_RST) == NULL);
+		CHECK_EQ(count_data(), 0);
+		CHECK(nx_tcp_busy(E.st));
+		/* The app gives up on it: an orphan now. */
+		close_f = sk_close(E.s);
+		pump();
+		clear();
+		persist_stage = 1;
+		return 2;
+	case 1:
+		collect();
+		if (!sk_future_available(close_f) && ph < 120) {
+			psend(F_ACK, NULL, 0, 0);
+			pump();
+			return 2;
+		}
+		/* Answered to the end, yet it ended. */
+		CHECK(sk_future_available(close_f));
+		CHECK(!nx_tcp_busy(E.st));
+		CHECK(find(F_RST) != NULL);
+		CHECK_EQ(stats()->tcp_conn_timeouts, 1);
+		/* Next: a peer that closes its window, then is silent. */
+		E.pport++;
+		if (!handshake())
+			return -1;
+		persist_setup();
+		persist_stage = 2;
+		return 100;	/* 3 probes 5 ms apart, then the end */
+	default:
+		collect();
+		CHECK(find(F_RST) != NULL);
+		CHECK_EQ(stats()->tcp_conn_timeouts, 2);
+		f = sk_read(E.s);
+		CHECK(sk_future_failed(f));
+		if (sk_future_failed(f)) {
+			sk_future_get(f, &err);
+			CHECK_EQ(err, -ETIMEDOUT);
+		}
+		sk_abort(E.s);
+		return -1;
+	}
+}
+
+SK_TEST(persist_gives_up_on_silent_peer_and_for_orphans)
+{
+	run_phases(p_persist_limits, 0);
+}
+
+/* Fast retransmit on an active open, whatever half of the sequence space
+ * its ISS is in, and on a connection whose last loss lies more than 2 GB
+ * of sequence space back. */
+static int p_frtx_recover(int ph)
+{
+	struct sk_sockaddr a = { PEER_IP, 7777 };
+	uint8_t buf[14600];
+	struct tseg *t = NULL;
+	struct sk_sock *s;
+	int err;
+	(void)ph;
+
+	nx_tcp_tun.rto_min_ns = 2000 * MS;
+	/* An ISS in the upper half (half of all connects). */
+	for (int tries = 0; tries < 64; tries++) {
+		clear();
+		conn_f = nx_tcp_connect(E.st, &a);
+		pump();
+		t = find(F_SYN);
+		if (t && (int32_t)(t->seq + 1) < 0)
+			break;
+		if (t)
+			send_frame(7777, t->sport, 0, t->seq + 1, F_RST | F_ACK, 0, NULL, 0, NULL,
+				   0, 0, false);
+		pump();
+		if (sk_future_available(conn_f))
+			sk_future_get(conn_f, &err);
+		t = NULL;
+	}
+	CHECK(t != NULL);
+	if (!t)
+		return -1;
+	uint16_t sport = t->sport;
+	uint32_t base = t->seq + 1;
+	send_frame(7777, sport, 5000, base, F_SYN | F_ACK, 65535, syn_opts, 8, NULL, 0, 0, false);
+	pump();
+	s = sk_future_ptr_value(sk_future_get(conn_f, &err));
+	CHECK_EQ(err, 0);
+	if (err)
+		return -1;
+	fill(buf, sizeof(buf), 8);
+	CHECK_EQ(sk_write(s, buf, sizeof(buf)), 0);
+	pump();
+	send_frame(7777, sport, 5001, base + 1460, F_ACK, 65535, NULL, 0, NULL, 0, 0, false);
+	pump();
+	clear();
+	for (int i = 0; i < 3; i++)
+		send_frame(7777, sport, 5001, base + 1460, F_ACK, 65535, NULL, 0, NULL, 0, 0, false);
+	pump();
+	CHECK_EQ(stats()->tcp_fast_retransmits, 1);
+	t = find(F_ACK);
+	CHECK(t != NULL);
+	if (t) {
+		CHECK_EQ(t->seq, base + 1460);
+		CHECK_EQ(t->len, 1460);
+	}
+	sk_abort(s);
+
+	/* Passive, recovered long ago: recover is 2^31 + 10 behind. */
+	listen80();
+	if (!handshake())
+		return -1;
+	tcp_of(E.s)->recover = E.sseq - 0x80000000u - 10;
+	CHECK_EQ(sk_write(E.s, buf, sizeof(buf)), 0);
+	pump();
+	base = E.sseq;
+	E.sseq = base + 1460;
+	psend(F_ACK, NULL, 0, 65535);
+	pump();
+	clear();
+	for (int i = 0; i < 3; i++)
+		psend(F_ACK, NULL, 0, 65535);
+	pump();
+	CHECK_EQ(stats()->tcp_fast_retransmits, 2);
+	t = find(F_ACK);
+	CHECK(t != NULL);
+	if (t)
+		CHECK_EQ(t->seq, base + 1460);
+	sk_abort(E.s);
+	return -1;
+}
+
+SK_TEST(fast_retransmit_active_open_and_old_recover)
+{
+	run_phases(p_frtx_recover, 0);
+}
+
+/* One MSS everywhere: with an MTU larger than a receive buffer holds, the
+ * SYN, the SYN-ACK and what an active open sends all stay within one
+ * buffer's worth. */
+static int p_mss_clamp(int ph)
+{
+	static const uint8_t jumbo_opts[8] = { 2, 4, 0x23, 0x00, 1, 3, 3, 7 };	/* 8960 */
+	const uint16_t room = SK_PKT_DATAROOM - NX_TCP_HLEN - 40;
+	struct sk_sockaddr a = { PEER_IP, 7777 };
+	uint8_t buf[6000];
+	struct tseg *t;
+	int err;
+	(void)ph;
+
+	E.st->mtu = 9000;
+	listen80();
+	send_frame(E.pport, 80, 1000, 0, F_SYN, 65535, jumbo_opts, 8, NULL, 0, 0, false);
+	pump();
+	t = find(F_SYN | F_ACK);
+	CHECK(t != NULL);
+	if (t)
+		CHECK_EQ(t->mss, room);
+	clear();
+	conn_f = nx_tcp_connect(E.st, &a);
+	pump();
+	t = find(F_SYN);
+	CHECK(t != NULL);
+	if (!t)
+		return -1;
+	CHECK_EQ(t->mss, room);
+	uint16_t sport = t->sport;
+	uint32_t base = t->seq + 1;
+	send_frame(7777, sport, 5000, base, F_SYN | F_ACK, 65535, jumbo_opts, 8, NULL, 0, 0,
+		   false);
+	pump();
+	struct sk_sock *s = sk_future_ptr_value(sk_future_get(conn_f, &err));
+	CHECK_EQ(err, 0);
+	if (err)
+		return -1;
+	fill(buf, sizeof(buf), 3);
+	clear();
+	CHECK_EQ(sk_write(s, buf, sizeof(buf)), 0);
+	pump();
+	uint32_t sent = 0;
+	for (unsigned i = 0; i < E.nr; i++) {
+		if (!E.r[i].len)
+			continue;
+		CHECK(E.r[i].len <= room);
+		CHECK(!memcmp(E.r[i].data, buf + (E.r[i].seq - base), E.r[i].len));
+		sent += E.r[i].len;
+	}
+	CHECK_EQ(sent, sizeof(buf));
+	sk_abort(s);
+	return -1;
+}
+
+SK_TEST(mss_clamped_to_a_receive_buffer_everywhere)
+{
+	run_phases(p_mss_clamp, 0);
+}
+
+/* The peer acknowledges part of the flight and closes its window: probe
+ * (never time out while it answers), then resend from the acknowledged
+ * point once it opens. */
+static int p_zw_flight(int ph)
+{
+	static uint8_t buf[3000];
+	uint32_t sent;
+
+	switch (ph) {
+	case 0:
+		nx_tcp_tun.rto_min_ns = 10 * MS;
+		nx_tcp_tun.rto_max_ns = 10 * MS;
+		nx_tcp_tun.rto_initial_ns = 10 * MS;
+		nx_tcp_tun.data_retries = 3;
+		listen80();
+		if (!handshake())
+			return -1;
+		fill(buf, sizeof(buf), 4);
+		clear();
+		CHECK_EQ(sk_write(E.s, buf, sizeof(buf)), 0);
+		pump();
+		CHECK_EQ(count_data(), 3);
+		E.sseq += 1460;
+		psend(F_ACK, NULL, 0, 0);	/* part of it; window closed */
+		pump();
+		clear();
+		return 4;
+	default:
+		collect();
+		if (ph < 30) {
+			/* Alive: answer the probes, window still closed. */
+			psend(F_ACK, NULL, 0, 0);
+			pump();
+			return 4;
+		}
+		CHECK(stats()->tcp_persist_probes > nx_tcp_tun.data_retries);
+		CHECK_EQ(stats()->tcp_conn_timeouts, 0);
+		CHECK(find(F_RST) == NULL);
+		sent = 0;
+		for (unsigned i = 0; i < E.nr; i++)
+			sent += E.r[i].len || E.r[i].seq != E.sseq - 1;
+		CHECK_EQ(sent, 0);	/* probes only */
+		/* Opened: the rest again, from the acknowledged byte. */
+		clear();
+		psend(F_ACK, NULL, 0, 65535);
+		pump();
+		sent = 0;
+		for (unsigned i = 0; i < E.nr; i++) {
+			if (!E.r[i].len)
+				continue;
+			CHECK_EQ(E.r[i].seq, E.sseq + sent);
+			CHECK(!memcmp(E.r[i].data, buf + 1460 + sent, E.r[i].len));
+			sent += E.r[i].len;
+		}
+		CHECK_EQ(sent, 1540);
+		E.sseq += 1540;
+		psend(F_ACK, NULL, 0, 65535);
+		pump();
+		CHECK_EQ(sk_write_queued(E.s), 0);
+		sk_abort(E.s);
+		return -1;
+	}
+}
+
+SK_TEST(zero_window_with_data_in_flight_probes_then_resends)
+{
+	run_phases(p_zw_flight, 0);
+}
+
+/* Simultaneous open (RFC 9293 figure 8): our SYN crosses the peer's. */
+static int p_simul_open(int ph)
+{
+	struct sk_sockaddr a = { PEER_IP, 7777 };
+	struct tseg *t;
+	int err;
+	(void)ph;
+
+	conn_f = nx_tcp_connect(E.st, &a);
+	pump();
+	t = find(F_SYN);
+	CHECK(t != NULL);
+	if (!t)
+		return -1;
+	uint16_t sport = t->sport;
+	uint32_t iss = t->seq;
+	/* The peer's own SYN: SYN_RECEIVED, our SYN-ACK. */
+	clear();
+	send_frame(7777, sport, 5000, 0, F_SYN, 65535, syn_opts, 8, NULL, 0, 0, false);
+	pump();
+	t = find(F_SYN | F_ACK);
+	CHECK(t != NULL);
+	if (t) {
+		CHECK_EQ(t->seq, iss);
+		CHECK_EQ(t->ack, 5001);
+	}
+	/* Its SYN again: the SYN-ACK again. */
+	clear();
+	send_frame(7777, sport, 5000, 0, F_SYN, 65535, syn_opts, 8, NULL, 0, 0, false);
+	pump();
+	CHECK(find(F_SYN | F_ACK) != NULL);
+	CHECK(!sk_future_available(conn_f));
+	/* Its SYN-ACK answers our SYN: ESTABLISHED, ACKed. */
+	clear();
+	send_frame(7777, sport, 5000, iss + 1, F_SYN | F_ACK, 65535, syn_opts, 8, NULL, 0, 0,
+		   false);
+	pump();
+	CHECK(find(F_SYN) == NULL);
+	t = find(F_ACK);
+	CHECK(t != NULL);
+	if (t) {
+		CHECK_EQ(t->seq, iss + 1);
+		CHECK_EQ(t->ack, 5001);
+	}
+	CHECK(sk_future_available(conn_f));
+	if (!sk_future_available(conn_f))
+		return -1;
+	struct sk_sock *s = sk_future_ptr_value(sk_future_get(conn_f, &err));
+	CHECK_EQ(err, 0);
+	if (err)
+		return -1;
+	CHECK_EQ(stats()->tcp_active_opens, 1);
+	/* Data both ways. */
+	send_frame(7777, sport, 5001, iss + 1, F_ACK | F_PSH, 65535, NULL, 0, "hi", 2, 0, false);
+	pump();
+	CHECK_EQ(sk_read_avail(s), 2);
+	clear();
+	CHECK_EQ(sk_write(s, "yo", 2), 0);
+	pump();
+	t = find(F_ACK | F_PSH);
+	CHECK(t != NULL);
+	if (t) {
+		CHECK_EQ(t->seq, iss + 1);
+		CHECK_EQ(t->ack, 5003);
+		CHECK(!memcmp(t->data, "yo", 2));
+	}
+	sk_abort(s);
+	return -1;
+}
+
+SK_TEST(simultaneous_open)
+{
+	run_phases(p_simul_open, 0);
+}
+
+/* The connection under test (E) closes first and ends in TIME_WAIT. */
+static bool to_time_wait(void)
+{
+	struct tseg *t;
+
+	clear();
+	close_f = sk_close(E.s);
+	pump();
+	t = find(F_FIN);
+	CHECK(t != NULL);
+	if (!t)
+		return false;
+	E.sseq++;
+	psend(F_ACK, NULL, 0, 65535);
+	pump();
+	CHECK(sk_future_available(close_f));
+	psend(F_ACK | F_FIN, NULL, 0, 65535);
+	E.pseq++;
+	pump();
+	struct tcp_conn *c = tcp_lookup(E.st, ST_IP, 80, PEER_IP, E.pport);
+	CHECK(c != NULL);
+	return c && c->state == TCP_TIME_WAIT;
+}
+
+/* TIME_WAIT is bounded per instance: beyond time_wait_max the oldest one
+ * ends early. */
+static int p_tw_cap(int ph)
+{
+	(void)ph;
+
+	nx_tcp_tun.time_wait_max = 4;
+	listen80();
+	for (unsigned i = 0; i < 6; i++) {
+		E.pport = (uint16_t)(41000 + i);
+		if (!handshake() || !to_time_wait())
+			return -1;
+	}
+	CHECK_EQ(stats()->tcp_time_wait, 6);
+	CHECK_EQ(stats()->tcp_time_wait_overflow, 2);
+	for (unsigned i = 0; i < 6; i++) {
+		struct tcp_conn *c = tcp_lookup(E.st, ST_IP, 80, PEER_IP, (uint16_t)(41000 + i));
+		if (i < 2)
+			CHECK(c == NULL);
+		else
+			CHECK(c != NULL && c->state == TCP_TIME_WAIT);
+	}
+	return -1;
+}
+
+SK_TEST(time_wait_bounded_oldest_ends_early)
+{
+	run_phases(p_tw_cap, 0);
+}
+
+/* RFC 1337: a reset does not end TIME_WAIT - its FIN is still ACKed. */
+static int p_tw_rst(int ph)
+{
+	struct tseg *t;
+	(void)ph;
+
+	listen80();
+	if (!handshake() || !to_time_wait())
+		return -1;
+	clear();
+	psend(F_RST, NULL, 0, 0);	/* exact */
+	pump();
+	CHECK_EQ(E.nr, 0);
+	struct tcp_conn *c = tcp_lookup(E.st, ST_IP, 80, PEER_IP, E.pport);
+	CHECK(c != NULL && c->state == TCP_TIME_WAIT);
+	/* A retransmitted FIN: ACKed, not reset. */
+	E.pseq--;
+	psend(F_ACK | F_FIN, NULL, 0, 65535);
+	E.pseq++;
+	pump();
+	CHECK(find(F_RST) == NULL);
+	t = find(F_ACK);
+	CHECK(t != NULL);
+	if (t)
+		CHECK_EQ(t->ack, E.pseq);
+	return -1;
+}
+
+SK_TEST(rst_in_time_wait_ignored)
+{
+	run_phases(p_tw_rst, 0);
+}
+
+/* A stale ACK (below snd_una) does not move the send window, even in a
+ * segment with a newer sequence number. */
+static int p_stale_ack(int ph)
+{
+	uint8_t buf[1000];
+	(void)ph;
+
+	listen80();
+	if (!handshake())
+		return -1;
+	fill(buf, sizeof(buf), 5);
+	CHECK_EQ(sk_write(E.s, buf, sizeof(buf)), 0);
+	pump();
+	uint32_t old = E.sseq;
+	E.sseq += 1000;
+	psend(F_ACK, NULL, 0, 65535);
+	pump();
+	CHECK_EQ(sk_write_queued(E.s), 0);
+	/* Data past a hole with an old ACK and a closed window. */
+	send_frame(E.pport, 80, E.pseq + 10, old, F_ACK, 0, NULL, 0, "late", 4, 0, false);
+	pump();
+	/* The window is still open: new data goes at once. */
+	clear();
+	CHECK_EQ(sk_write(E.s, buf, 500), 0);
+	pump();
+	CHECK_EQ(count_data(), 1);
+	CHECK_EQ(stats()->tcp_persist_probes, 0);
+	sk_abort(E.s);
+	return -1;
+}
+
+SK_TEST(stale_ack_does_not_update_the_window)
+{
+	run_phases(p_stale_ack, 0);
+}
+
 /* --- (b) two instances -------------------------------------------------- */
 
 static struct pair {
@@ -1454,7 +2069,7 @@ static sk_future pair_end(void *arg, int64_t v)
 					c->state, c->owner, c->snd_una - c->iss, c->snd_nxt - c->iss,
 					c->snd_max - c->iss, c->s.out.bytes, c->snd_wnd, c->cwnd,
 					c->in_recovery, c->rcv_nxt - c->irs, c->rcv_adv - c->irs,
-					c->s.in.bytes, c->ooo_bytes, sk_timer_armed(&c->rtx),
+					c->s.in.bytes, c->ooo_mem, sk_timer_armed(&c->rtx),
 					c->persist, c->s.err);
 	}
 	CHECK(pair_done(NULL));
