@@ -71,7 +71,6 @@ static struct {
 	bool timed_out;
 	int err;		/* shard 0: the run's; the connections' are theirs */
 	struct nx_stats stats[2];
-	struct sk_netdev_stats dstats[2];
 	struct sk_timer watchdog;
 } g;
 
@@ -285,7 +284,6 @@ static sk_future down(void *arg)
 	}
 	if (g.st[me]) {
 		g.stats[me] = g.st[me]->stats;
-		sk_netdev_stats_sum(g.dev[me], &g.dstats[me]);
 		nx_stack_destroy(g.st[me]);
 		g.st[me] = NULL;
 	}

@@ -60,12 +60,15 @@
 #define TX_QUEUED_MAX (1024 * 1024)	/* output an app may leave queued */
 #define DEFAULT_SEED 20260101u
 
+/* Seconds a transfer may take (-DLIMIT_S=N to try the watchdog). */
+#ifndef LIMIT_S
 #ifdef SK_SANITIZE
 /* ASan and UBSan slow the stack down several times; the bound stays below
  * the 300 s meson gives the whole binary. */
 #define LIMIT_S 240
 #else
 #define LIMIT_S 120
+#endif
 #endif
 
 /* --- the byte stream ---------------------------------------------------- */
