@@ -37,3 +37,37 @@ expect() {
 	done
 	ok "$name"
 }
+
+# --- processes the script started (PIDs in the array pids) ---------------
+# ppid of process $1 (only our own children are ever signalled)
+ppid() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
+# state of process $1: R/S/.. while running, Z when exited, empty when gone
+pstate() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
+running() { local s; s=$(pstate "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
+# forget PID: it has been reaped
+forget() {
+	local p keep=()
+	for p in "${pids[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	pids=("${keep[@]}")
+}
+
+# count_cases TAG < OUTPUT: add the "ok - "/"not ok - " lines of a client
+# suite (a Python script) to this script's counts, pass its other lines to
+# stderr; CASES_SEEN=1 if its "# TAG: ..." summary came, CASES_RC = the
+# exit status from a last line "# rc N" (the caller appends it).
+count_cases() {
+	local tag=$1 line
+	CASES_SEEN=0
+	CASES_RC=none
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) echo "$line"; passed=$((passed + 1)) ;;
+		"not ok - "*) echo "$line"; failed=$((failed + 1)) ;;
+		"# $tag: "*) CASES_SEEN=1 ;;
+		"# rc "*) CASES_RC=${line#\# rc } ;;
+		*) echo "  $line" >&2 ;;
+		esac
+	done
+}

@@ -29,8 +29,6 @@ KT=3	# --keepalive-timeout
 
 tmp=$(mktemp -d /tmp/skerry-httpd-test.XXXXXX)
 pids=()
-# ppid of process $1 (only our own children are ever signalled)
-ppid() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
@@ -40,14 +38,6 @@ cleanup() {
 		fi
 	done
 	rm -rf "$tmp"
-}
-# forget PID: it has been reaped
-forget() {
-	local p keep=()
-	for p in "${pids[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	pids=("${keep[@]}")
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -86,9 +76,6 @@ printf 'tiny\n' >"$root/tiny.txt"
 find "$root" -exec touch -d '2020-01-02 03:04:05 UTC' {} +
 LM='Thu, 02 Jan 2020 03:04:05 GMT'
 
-# state of process $1: R/S/.. while running, Z when exited, empty when gone
-pstate() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
-running() { local s; s=$(pstate "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
 
 free_port() {
 	local p
@@ -148,7 +135,7 @@ budget() {
 
 # run_py NAME-PREFIX CAP ARGS...: run httpd_client_test.py, count its cases
 run_py() {
-	local prefix=$1 cap=$2 line rc=none seen_summary=0 tmo group
+	local prefix=$1 cap=$2 tmo group
 	shift 2
 	group=$(sed -E 's/.*--group ([a-z]+).*/\1/' <<<"$*")
 	tmo=$(budget "$cap")
@@ -156,19 +143,11 @@ run_py() {
 		bad "${prefix}python_${group}_run" "out of time budget"
 		return
 	fi
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) echo "$line"; passed=$((passed + 1)) ;;
-		"not ok - "*) echo "$line"; failed=$((failed + 1)) ;;
-		"# httpd_client_test: "*) seen_summary=1 ;;
-		"# rc "*) rc=${line#\# rc } ;;
-		*) echo "  $line" >&2 ;;
-		esac
-	done < <(timeout -k 2 "$tmo" "$PY" "$here/httpd_client_test.py" 127.0.0.1 "$@" \
+	count_cases httpd_client_test < <(timeout -k 2 "$tmo" "$PY" "$here/httpd_client_test.py" 127.0.0.1 "$@" \
 		--root "$root" --secret "$secret" --header-timeout "$HT" --keepalive-timeout "$KT" \
 		--prefix "$prefix" 2>&1; echo "# rc $?")
-	if [ "$seen_summary" -ne 1 ]; then
-		bad "${prefix}python_${group}_completed" "httpd_client_test.py $* exit $rc without a summary (timeout ${tmo}s?)"
+	if [ "$CASES_SEEN" -ne 1 ]; then
+		bad "${prefix}python_${group}_completed" "httpd_client_test.py $* exit $CASES_RC without a summary (timeout ${tmo}s?)"
 	fi
 }
 

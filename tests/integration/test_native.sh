@@ -49,11 +49,6 @@ tmp=$(mktemp -d /tmp/skerry-native-test.XXXXXX)
 pids=()
 ns_made=0
 
-# ppid of process $1 (only our own children are ever signalled)
-ppid() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
-# state of process $1: R/S/.. while running, Z when exited, empty when gone
-pstate() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
-running() { local s; s=$(pstate "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
 # is process $1 a descendant of this script?
 ours() {
 	local p=$1 n
@@ -63,14 +58,6 @@ ours() {
 		[ "$p" = "$$" ] && return 0
 	done
 	return 1
-}
-# forget PID: it has been reaped
-forget() {
-	local p keep=()
-	for p in "${pids[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	pids=("${keep[@]}")
 }
 kill_servers() {
 	local p
@@ -346,24 +333,16 @@ shards_used() {
 # run_py SCRIPT SUMMARY-TAG CAP ARGS...: one of the Python client suites in
 # the namespace; its cases are counted here
 run_py() {
-	local script=$1 tag=$2 cap=$3 line rc=none seen=0 tmo
+	local script=$1 tag=$2 cap=$3 tmo
 	shift 3
 	tmo=$(left "$cap")
 	if [ "$tmo" -lt 5 ]; then
 		bad "native_${script%.py}_run" "out of time budget ($*)"
 		return
 	fi
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) echo "$line"; passed=$((passed + 1)) ;;
-		"not ok - "*) echo "$line"; failed=$((failed + 1)) ;;
-		"# $tag: "*) seen=1 ;;
-		"# rc "*) rc=${line#\# rc } ;;
-		*) echo "  $line" >&2 ;;
-		esac
-	done < <(nsrun "$tmo" "$PY" "$here/$script" "$@" 2>&1; echo "# rc $?")
-	if [ "$seen" -ne 1 ]; then
-		bad "native_${script%.py}_completed" "$script $* exit $rc without a summary (timeout ${tmo}s?)"
+	count_cases "$tag" < <(nsrun "$tmo" "$PY" "$here/$script" "$@" 2>&1; echo "# rc $?")
+	if [ "$CASES_SEEN" -ne 1 ]; then
+		bad "native_${script%.py}_completed" "$script $* exit $CASES_RC without a summary (timeout ${tmo}s?)"
 	fi
 }
 
