@@ -44,6 +44,17 @@ ppid() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
 # state of process $1: R/S/.. while running, Z when exited, empty when gone
 pstate() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
 running() { local s; s=$(pstate "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
+# kill_ours: SIGKILL and reap every PID in pids that is still our child
+kill_ours() {
+	local p
+	for p in "${pids[@]}"; do
+		if [ "$(ppid "$p")" = "$$" ]; then
+			kill -KILL "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+		fi
+	done
+	pids=()
+}
 # forget PID: it has been reaped
 forget() {
 	local p keep=()

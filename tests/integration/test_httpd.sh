@@ -30,13 +30,7 @@ KT=3	# --keepalive-timeout
 tmp=$(mktemp -d /tmp/skerry-httpd-test.XXXXXX)
 pids=()
 cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		if [ "$(ppid "$p")" = "$$" ]; then
-			kill -KILL "$p" 2>/dev/null
-			wait "$p" 2>/dev/null
-		fi
-	done
+	kill_ours
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

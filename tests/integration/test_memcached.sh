@@ -29,13 +29,7 @@ fi
 tmp=$(mktemp -d /tmp/skerry-mc-test.XXXXXX)
 pids=()
 cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		if [ "$(ppid "$p")" = "$$" ]; then
-			kill -KILL "$p" 2>/dev/null
-			wait "$p" 2>/dev/null
-		fi
-	done
+	kill_ours
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

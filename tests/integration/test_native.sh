@@ -59,22 +59,12 @@ ours() {
 	done
 	return 1
 }
-kill_servers() {
-	local p
-	for p in "${pids[@]}"; do
-		if [ "$(ppid "$p")" = "$$" ]; then
-			kill -KILL "$p" 2>/dev/null
-			wait "$p" 2>/dev/null
-		fi
-	done
-	pids=()
-}
 # delete the namespace (and so its taps) after killing whatever of ours is
 # still in it; 0 when it is gone
 ns_teardown() {
 	local p
 	[ "$ns_made" -eq 1 ] || return 0
-	kill_servers
+	kill_ours
 	for p in $(ip netns pids "$NS" 2>/dev/null); do
 		ours "$p" && kill -KILL "$p" 2>/dev/null
 	done
@@ -88,7 +78,7 @@ ns_teardown() {
 	return 0
 }
 cleanup() {
-	kill_servers
+	kill_ours
 	ns_teardown
 	rm -rf "$tmp"
 }
@@ -648,7 +638,7 @@ if setup_ns; then
 fi
 
 # ---------------------------------------------------------- teardown
-kill_servers
+kill_ours
 ns_teardown
 if [ -e "/run/netns/$NS" ] || ip netns list 2>/dev/null | grep -qw "$NS"; then
 	bad native_namespace_removed "$NS still exists"
