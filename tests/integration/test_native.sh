@@ -11,7 +11,7 @@
 #              shards used (the stack's counters, logged at exit with
 #              --log-level debug), httpd_client_test.py --group main and
 #              --group sigterm, SIGTERM exits 0 within 5 s
-#   memcached  memccapable -a and -b, mc_client_test.py --group main,
+#   memcached  memccapable -a and -b, mc_client_test.py --group main, UDP,
 #              still alive, SIGTERM exits 0 within 5 s
 #   faults     both again with --netdev-fault drop=0.02,reorder=0.01,
 #              dup=0.01,corrupt=0.001,seed=7: memccapable -a/-b, the 64 KB
@@ -416,6 +416,35 @@ ping_case() {
 }
 
 # 200 connections open at once, then each GETs a file and checks it
+# memcached's UDP protocol (-U) through the native stack's UDP: values set
+# over TCP, read back over UDP - one datagram for a small value, several
+# (frame header: request id, sequence, total) for a 5,000-byte one.
+UDP_PY='
+import socket, struct, sys
+from pymemcache.client.base import Client
+host, port = sys.argv[1], int(sys.argv[2])
+c = Client((host, port), connect_timeout=3, timeout=3)
+big = bytes((i * 7) % 251 for i in range(5000))
+c.set("udp_small", b"hello")
+c.set("udp_big", big)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+for rid, key, want, ndg in ((7, "udp_small", b"hello", 1), (8, "udp_big", big, 4)):
+    u.sendto(struct.pack("!HHHH", rid, 0, 1, 0) + b"get " + key.encode() + b"\r\n", (host, port))
+    parts = {}
+    while True:
+        d, _ = u.recvfrom(65536)
+        r, seq, tot, _ = struct.unpack("!HHHH", d[:8])
+        assert r == rid, (r, rid)
+        parts[seq] = d[8:]
+        if len(parts) == tot:
+            break
+    body = b"".join(parts[i] for i in range(tot))
+    head = b"VALUE %s 0 %d\r\n" % (key.encode(), len(want))
+    assert body == head + want + b"\r\nEND\r\n", (key, body[:60])
+    assert tot == ndg, (key, tot)
+'
+
 CONC_PY='
 import socket, sys, threading, os
 host, port, n, root = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -543,7 +572,8 @@ if setup_ns; then
 	echo "# httpd part: $(( $(date +%s) - T_START )) s so far" >&2
 	# ------------------------------------------------------ memcached
 	section 45
-	if start_native memcached "$mcd" -p 11211 -t 2 -m 64 -c 2000 && wait_up "$SPID" probe_mc; then
+	if start_native memcached "$mcd" -p 11211 -U 11211 -t 2 -m 64 -c 2000 &&
+		wait_up "$SPID" probe_mc; then
 		ok native_mc_starts_in_namespace
 		mpid=$SPID
 		mlog=$LOG
@@ -552,6 +582,13 @@ if setup_ns; then
 			--pid "$mpid" --mem 64 --conns 2000 --prefix native_mc_
 		run_memccapable native_mc_memccapable_ascii -a
 		run_memccapable native_mc_memccapable_binary -b
+		out=$(nsrun 20 "$PY" -c "$UDP_PY" "$SIP" 11211 2>&1)
+		rc=$?
+		if [ $rc -eq 0 ]; then
+			ok native_mc_udp_get_small_and_multi_datagram_values
+		else
+			bad native_mc_udp_get_small_and_multi_datagram_values "exit $rc: $(one_line 1500 <<<"$out")"
+		fi
 		if running "$mpid"; then
 			ok native_mc_survived_all_clients
 		else
