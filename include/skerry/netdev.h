@@ -161,6 +161,11 @@ int sk_netdev_fault(struct sk_netdev *inner, const struct sk_fault_config *cfg,
 int sk_netdev_tap(const char *ifname, unsigned nqueues, const uint8_t *mac,
 		  struct sk_netdev **out);
 
+/* Does network interface @ifname exist (in this network namespace)?  Apps
+ * refuse to run on a tap they would have to create: nobody would have
+ * given its kernel side an address. */
+bool sk_netdev_tap_exists(const char *ifname);
+
 /* --- RSS ---------------------------------------------------------------- */
 
 /* The 40-byte Toeplitz key skerry programs into devices (and uses itself). */

@@ -241,3 +241,8 @@ int sk_netdev_tap(const char *ifname, unsigned nqueues, const uint8_t *mac,
 	*out = &t->dev;
 	return 0;
 }
+
+bool sk_netdev_tap_exists(const char *ifname)
+{
+	return if_nametoindex(ifname) != 0;
+}

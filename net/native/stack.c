@@ -589,6 +589,13 @@ static int group_open(const struct sk_net_config *cfg, struct parsed *p)
 		r = sk_netdev_loop_self(q, 0, p->has_mac ? p->mac : NULL, &dev);
 	} else {
 		const char *name = cfg->netdev + 4;
+		if (!sk_netdev_tap_exists(name)) {
+			sk_log_error("tap device %s does not exist; create it first, e.g. "
+				     "ip tuntap add dev %s mode tap multi_queue && "
+				     "ip addr add 10.0.0.1/24 dev %s && ip link set %s up",
+				     name, name, name, name);
+			return -ENODEV;
+		}
 		r = sk_netdev_tap(name, n, p->has_mac ? p->mac : NULL, &dev);
 		if (r) {
 			const char *why = r == -EPERM ? " (needs root or CAP_NET_ADMIN)" :

@@ -17,7 +17,8 @@
 #              dup=0.01,corrupt=0.001,seed=7: memccapable -a/-b, the 64 KB
 #              and a random 1 MB file byte-exact, several times each
 #   usage      bad --netdev/--ip/--stack combinations exit 2 with a reason;
-#              a tap without multi_queue fails with a clear message
+#              a tap without multi_queue, a missing tap and a user
+#              without CAP_NET_ADMIN fail with clear messages
 # Ends by checking that the namespace is gone.
 #
 # Needs root and `ip netns` (iproute2); curl, memccapable, python3-pymemcache,
@@ -671,6 +672,30 @@ if setup_ns; then
 		fi
 	else
 		bad native_tap_without_multi_queue_fails "ip tuntap add dev $TAP1 mode tap: $out"
+	fi
+	# a tap that does not exist: refused with how to make one, not created
+	out=$(nsrun 10 "$httpd" --stack=native --netdev=tap:sknt9 --ip "$SIP/24" -p 8081 -t 2 </dev/null 2>&1)
+	rc=$?
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "sknt9 does not exist" <<<"$out" &&
+		grep -q "ip tuntap add" <<<"$out" && ! nsrun 5 ip link show sknt9 >/dev/null 2>&1; then
+		ok native_missing_tap_refused_with_a_hint
+	else
+		bad native_missing_tap_refused_with_a_hint "exit $rc: $(one_line <<<"$out")"
+	fi
+	# without privileges (user nobody): attaching to the tap is refused
+	if command -v setpriv >/dev/null; then
+		mkdir -p "$tmp/bin" && cp "$mcd" "$tmp/bin/" && chmod 755 "$tmp" "$tmp/bin"
+		out=$(nsrun 10 setpriv --reuid=65534 --regid=65534 --clear-groups \
+			"$tmp/bin/$(basename "$mcd")" --stack=native --netdev=tap:$TAP --ip "$SIP/24" \
+			-p 11299 -t 1 </dev/null 2>&1)
+		rc=$?
+		if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "CAP_NET_ADMIN" <<<"$out"; then
+			ok native_unprivileged_user_refused_clearly
+		else
+			bad native_unprivileged_user_refused_clearly "exit $rc: $(one_line <<<"$out")"
+		fi
+	else
+		bad native_unprivileged_user_refused_clearly "setpriv (util-linux) is missing"
 	fi
 fi
 
