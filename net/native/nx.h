@@ -108,7 +108,8 @@ uint16_t nx_csum_fold(uint32_t sum);
 	X(tcp_rcv_full) X(tcp_segs_out) X(tcp_retransmits)                     \
 	X(tcp_fast_retransmits) X(tcp_rto_timeouts) X(tcp_persist_probes)      \
 	X(tcp_keepalive_probes) X(tcp_conn_timeouts) X(tcp_active_opens)       \
-	X(tcp_passive_opens) X(tcp_time_wait) X(tcp_time_wait_overflow)
+	X(tcp_passive_opens) X(tcp_time_wait) X(tcp_time_wait_overflow)        \
+	X(tcp_sack_retransmits) X(tcp_sack_blocks_rx) X(tcp_sack_bad)
 
 struct nx_stats {
 #define NX_STAT_FIELD(n) uint64_t n;

@@ -47,6 +47,13 @@
  * its window shut (Linux's tcp_orphan_retries): nobody waits for that
  * data, and sk_close / shutdown must not be held forever. */
 #define TCP_ORPHAN_PROBES 8
+/* SACK (RFC 2018, RFC 6675).  The sender's scoreboard keeps at most this
+ * many SACKed ranges above snd_una (a peer controls how many it reports;
+ * losing the highest one only makes us resend data needlessly). */
+#define TCP_SACK_MAX 16
+#define TCP_SACK_BLOCKS 4	/* per option: 40 bytes less NOP NOP kind len */
+#define TCP_SACK_OLEN (4 + 8 * TCP_SACK_BLOCKS)	/* the most an ACK carries */
+#define TCP_DUPTHRESH 3		/* RFC 6675 DupThresh */
 
 enum tcp_state {
 	TCP_CLOSED,
@@ -95,11 +102,12 @@ struct tcp_conn {
 	bool fin_sent;			/* fin_seq is valid */
 	bool fin_acked;
 	bool ws_ok;			/* window scaling negotiated */
-	bool in_recovery;		/* NewReno fast recovery */
+	bool in_recovery;		/* fast recovery: NewReno, or SACK */
 	bool recover_hold;		/* no fast retransmit until ack > recover */
 	bool rtt_timing;
 	bool persist;			/* rtx timer runs as persist timer */
 	bool rfin;			/* the peer's FIN past a hole, at rfin_seq */
+	bool sack_ok;			/* SACK negotiated (RFC 2018) */
 
 	/* Send side. */
 	uint32_t iss, snd_una, snd_nxt, snd_max, fin_seq;
@@ -114,6 +122,17 @@ struct tcp_conn {
 					 * took data (orphan limit) */
 	uint32_t rtt_seq;
 	uint64_t rtt_start;
+	/* SACK scoreboard (RFC 6675): disjoint, non-adjacent [start, end)
+	 * ranges the peer holds above snd_una, sorted; pruned as snd_una
+	 * moves.  In loss recovery the holes below high_rxt were resent in
+	 * this episode; rxt_fence is snd_max when the latest of those resends
+	 * (or the timeout's go-back-N) started: data SACKed above it left
+	 * after them, so a hole still below it means a resend was lost. */
+	struct tcp_sack_blk {
+		uint32_t start, end;
+	} sacked[TCP_SACK_MAX];
+	unsigned nsacked;
+	uint32_t high_rxt, rxt_fence;
 	uint64_t srtt, rttvar, rto;	/* ns; srtt 0: no sample yet */
 	uint64_t persist_ival;
 
@@ -125,6 +144,8 @@ struct tcp_conn {
 	size_t ooo_mem;			/* its buffers' true size (ooo_max) */
 	unsigned ooo_segs;		/* its entries (TCP_OOO_MAX_SEGS) */
 	uint32_t rfin_seq;
+	uint32_t ooo_last;		/* seq of the latest out-of-order arrival:
+					 * its SACK block goes first */
 
 	/* Send-buffer cursor: seg of s->out holding offset cur_off. */
 	struct sk_seg *cur_seg;
@@ -191,6 +212,10 @@ struct tcp_seg {
 	uint8_t flags;
 	uint16_t mss;			/* 0: none */
 	int8_t wscale;			/* -1: none */
+	bool sack_perm;			/* SACK-permitted (in a SYN) */
+	uint8_t nsack;			/* SACK blocks in sack[] */
+	uint8_t sack_bad;		/* SACK options of a bad length */
+	uint32_t sack[TCP_SACK_BLOCKS][2];	/* as sent: [start, end) */
 	uint32_t len;			/* payload bytes */
 };
 
@@ -218,6 +243,9 @@ void tcp_mark_dirty(struct tcp_conn *c);
 /* tcp_in.c */
 /* Forget the reassembly queue (and a FIN past its hole). */
 void tcp_ooo_free(struct tcp_conn *c);
+/* RFC 2018 blocks describing the reassembly queue, the one holding the
+ * latest arrival first; returns how many (at most TCP_SACK_BLOCKS). */
+unsigned tcp_sack_blocks(const struct tcp_conn *c, uint32_t blk[][2]);
 
 /* tcp_out.c */
 void tcp_output_conn(struct tcp_conn *c);
@@ -231,6 +259,12 @@ void tcp_keepalive_probe(struct tcp_conn *c);
 uint32_t tcp_rcv_space(const struct tcp_conn *c);
 bool tcp_window_update_due(const struct tcp_conn *c);
 void tcp_tx_done(struct tcp_conn *c, size_t n);
+/* SACK sender (RFC 6675). */
+void tcp_sack_clear(struct tcp_conn *c);
+void tcp_sack_add(struct tcp_conn *c, uint32_t start, uint32_t end);
+void tcp_sack_prune(struct tcp_conn *c);
+void tcp_sack_enter_recovery(struct tcp_conn *c);
+void tcp_sack_loss_check(struct tcp_conn *c, bool advanced);
 
 /* tcp_timer.c */
 void tcp_timers_init(struct tcp_conn *c);

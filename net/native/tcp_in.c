@@ -10,7 +10,8 @@
  *     RST (RFC 5961: exact -> reset, in window -> challenge ACK), SYN
  *     (challenge ACK), sequence check and trimming (old data -> ACK,
  *     beyond the window -> ACK), ACK (handshake completion, snd_una,
- *     RTT, NewReno, window update, FIN acknowledged), URG ignored, text
+ *     RTT, NewReno or with SACK the scoreboard (sack_input ->
+ *     tcp_sack_loss_check), window update, FIN acknowledged), URG ignored, text
  *     -> receive (in order: to the socket; otherwise the reassembly
  *     queue), FIN.
  *
@@ -41,6 +42,9 @@ static bool parse_opts(const uint8_t *h, unsigned hlen, struct tcp_seg *sg)
 
 	sg->mss = 0;
 	sg->wscale = -1;
+	sg->sack_perm = false;
+	sg->nsack = 0;
+	sg->sack_bad = 0;
 	while (i < hlen) {
 		uint8_t kind = h[i];
 		unsigned len;
@@ -69,9 +73,28 @@ static bool parse_opts(const uint8_t *h, unsigned hlen, struct tcp_seg *sg)
 			if (sg->flags & TH_SYN)
 				sg->wscale = (int8_t)min32(h[i + 2], TCP_MAX_WSCALE);
 			break;
-		case 4:		/* SACK permitted: we do not SACK */
+		case 4:		/* SACK permitted (RFC 2018 2) */
 			if (len != 2)
 				return false;
+			if (sg->flags & TH_SYN)
+				sg->sack_perm = true;
+			break;
+		case 5:		/* SACK (RFC 2018 3): 1 to 4 blocks */
+			if (len < 10 || (len - 2) % 8) {
+				/* Not a list of blocks: ignore just this
+				 * option, the segment is fine otherwise. */
+				sg->sack_bad++;
+				break;
+			}
+			for (unsigned o = i + 2; o < i + len; o += 8) {
+				if (sg->nsack >= TCP_SACK_BLOCKS) {
+					sg->sack_bad++;	/* a second option */
+					break;
+				}
+				sg->sack[sg->nsack][0] = nx_get32(h + o);
+				sg->sack[sg->nsack][1] = nx_get32(h + o + 4);
+				sg->nsack++;
+			}
 			break;
 		case 8:		/* timestamps: not used, never sent */
 			if (len != 10)
@@ -234,6 +257,9 @@ static void ooo_insert(struct tcp_conn *c, struct sk_pkt *p, uint32_t seq,
 	struct sk_pkt **pp = &c->ooo, *q, *prev = NULL;
 	size_t size;
 
+	/* Its block leads the SACK option of the ACK it earns (RFC 2018 4),
+	 * even when it duplicates what we hold. */
+	c->ooo_last = seq;
 	if (p->next || (c->rfin && SEQ_GEQ(seq, c->rfin_seq))) {
 		/* A chain is bigger than any segment our MSS allows; data
 		 * past the peer's FIN cannot be. */
@@ -324,6 +350,44 @@ void tcp_ooo_free(struct tcp_conn *c)
 	c->rfin = false;
 }
 
+unsigned tcp_sack_blocks(const struct tcp_conn *c, uint32_t blk[][2])
+{
+	uint32_t other[TCP_SACK_BLOCKS][2], first[2] = { 0, 0 };
+	unsigned nother = 0, n = 0;
+	bool have_first = false;
+	const struct sk_pkt *q = c->ooo;
+
+	/* Adjacent entries make one block (the queue is sorted, without
+	 * overlaps; at most TCP_OOO_MAX_SEGS entries to walk). */
+	while (q) {
+		uint32_t s = OOO_SEQ(q), e = s + OOO_LEN(q);
+		for (q = q->nextpkt; q && OOO_SEQ(q) == e; q = q->nextpkt)
+			e += OOO_LEN(q);
+		if (!have_first && SEQ_GEQ(c->ooo_last, s) && SEQ_LT(c->ooo_last, e)) {
+			first[0] = s;
+			first[1] = e;
+			have_first = true;
+		} else if (nother < TCP_SACK_BLOCKS) {
+			other[nother][0] = s;
+			other[nother][1] = e;
+			nother++;
+		}
+		if (have_first && nother >= TCP_SACK_BLOCKS - 1)
+			break;
+	}
+	if (have_first) {
+		blk[n][0] = first[0];
+		blk[n][1] = first[1];
+		n++;
+	}
+	/* The others lowest first: those are what the sender repairs next. */
+	for (unsigned i = 0; i < nother && n < TCP_SACK_BLOCKS; i++, n++) {
+		blk[n][0] = other[i][0];
+		blk[n][1] = other[i][1];
+	}
+	return n;
+}
+
 /* The peer's FIN arrived past a hole: keep its place, not its packet. */
 static void ooo_fin(struct tcp_conn *c, uint32_t seq)
 {
@@ -406,9 +470,11 @@ static void cc_new_ack(struct tcp_conn *c, uint32_t ack, uint32_t acked)
 			c->cwnd = w < c->ssthresh ? w : c->ssthresh;
 			c->in_recovery = false;
 			c->dupacks = 0;
-		} else {
+		} else if (!c->sack_ok) {
 			/* Partial ACK: deflate by what it acked, add one MSS
-			 * back, resend the next hole (caller). */
+			 * back, resend the next hole (caller).  With SACK the
+			 * window stays at ssthresh and pipe says what may go
+			 * (RFC 6675). */
 			c->cwnd = c->cwnd > acked ? c->cwnd - acked : 0;
 			if (acked >= mss)
 				c->cwnd += mss;
@@ -434,13 +500,23 @@ static void cc_dup_ack(struct tcp_conn *c, uint32_t ack)
 
 	c->dupacks++;
 	if (c->in_recovery) {
-		c->cwnd += mss;	/* inflate: a segment left the network */
+		/* NewReno inflates: a segment left the network.  With SACK,
+		 * pipe counts what left (RFC 6675), cwnd stays. */
+		if (!c->sack_ok)
+			c->cwnd += mss;
 		tcp_mark_dirty(c);
 		return;
 	}
 	/* RFC 6582 3.2 (1): not for duplicates of a flight a loss already
-	 * dealt with (ack at or below recover). */
+	 * dealt with (ack at or below recover).  With SACK too: after a
+	 * timeout, duplicates may answer our go-back-N resends of data the
+	 * peer held; the scoreboard (tcp_sack_loss_check) says what is
+	 * really lost. */
 	if (c->dupacks == 3 && (!c->recover_hold || SEQ_GT(ack, c->recover))) {
+		if (c->sack_ok) {
+			tcp_sack_enter_recovery(c);
+			return;
+		}
 		uint32_t flight = c->snd_max - c->snd_una;
 		c->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
 		c->recover = c->snd_max;
@@ -450,6 +526,39 @@ static void cc_dup_ack(struct tcp_conn *c, uint32_t ack)
 		tcp_retransmit_una(c);
 		c->cwnd = c->ssthresh + 3 * mss;
 		tcp_mark_dirty(c);
+	}
+}
+
+/*
+ * The SACK blocks of an ACK into the scoreboard (RFC 2018, RFC 6675 Update).
+ * Valid blocks lie within (snd_una, snd_max]; a D-SACK (RFC 2883: the first
+ * block below the cumulative ACK or inside the second) only reports a
+ * duplicate and is ignored, as is anything else.
+ */
+static void sack_input(struct tcp_conn *c, const struct tcp_seg *sg, uint32_t ack)
+{
+	uint32_t una = SEQ_GT(ack, c->snd_una) ? ack : c->snd_una;
+
+	for (unsigned i = 0; i < sg->nsack; i++) {
+		uint32_t s = sg->sack[i][0], e = sg->sack[i][1];
+
+		if (i == 0 && (SEQ_LT(s, ack) ||
+			       (sg->nsack > 1 && SEQ_GEQ(s, sg->sack[1][0]) &&
+				SEQ_LEQ(e, sg->sack[1][1]))))
+			continue;	/* D-SACK */
+		if (!SEQ_LT(s, e) || SEQ_LEQ(s, una) || SEQ_GT(e, c->snd_max)) {
+			NX_INC(c->st, tcp_sack_bad);
+			continue;
+		}
+		NX_INC(c->st, tcp_sack_blocks_rx);
+		/* Less in flight (pipe): more may go - limited transmit,
+		 * the RFC 6675 way. */
+		tcp_mark_dirty(c);
+		/* Our FIN is not data: the scoreboard covers s->out only. */
+		if (c->fin_sent && SEQ_GT(e, c->fin_seq))
+			e = c->fin_seq;
+		if (SEQ_LT(s, e))
+			tcp_sack_add(c, s, e);
 	}
 }
 
@@ -464,6 +573,9 @@ static void take_syn_opts(struct tcp_conn *c, const struct tcp_seg *sg)
 	if (c->mss < 64)
 		c->mss = 64;	/* nonsense MSS: do not send 1-byte segments */
 	c->rcv_mss = c->mss;
+	/* RFC 2018 2: SACK only when the peer's SYN permits it (and ours
+	 * always does; a SYN-ACK offers it only in answer). */
+	c->sack_ok = sg->sack_perm;
 	if (sg->wscale >= 0) {
 		c->ws_ok = true;
 		c->snd_wscale = (uint8_t)sg->wscale;
@@ -731,7 +843,10 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 	/* The peer answers: window probes are not going into the void. */
 	c->probes = 0;
 	uint32_t new_wnd = (uint32_t)sg->wnd << c->snd_wscale;
-	if (SEQ_GT(ack, c->snd_una)) {
+	bool advanced = SEQ_GT(ack, c->snd_una);
+	if (c->sack_ok && sg->nsack)
+		sack_input(c, sg, ack);
+	if (advanced) {
 		uint32_t acked = ack - c->snd_una, data = acked;
 		bool fin_acked = false;
 
@@ -747,10 +862,12 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 		c->snd_una = ack;
 		if (SEQ_LT(c->snd_nxt, c->snd_una))
 			c->snd_nxt = c->snd_una;
+		if (c->sack_ok)
+			tcp_sack_prune(c);
 		c->retries = 0;
 		c->probes_total = 0;
 		tcp_tx_done(c, data);
-		if (c->in_recovery)
+		if (c->in_recovery && !c->sack_ok)
 			tcp_retransmit_una(c);	/* partial ACK: next hole */
 		tcp_rtx_restart(c);
 		if (fin_acked) {
@@ -765,6 +882,8 @@ static void tcp_process(struct tcp_conn *c, struct tcp_seg *sg, struct sk_pkt *p
 		   c->snd_max != c->snd_una && new_wnd == c->snd_wnd && new_wnd) {
 		cc_dup_ack(c, ack);
 	}
+	if (c->sack_ok && c->snd_una != c->snd_max)
+		tcp_sack_loss_check(c, advanced);
 	/* Window update (RFC 9293 3.10.7.4): only from an ACK in
 	 * SND.UNA..SND.NXT (snd_una is already moved to a new one) that is
 	 * not older than the last update (SND.WL1/WL2) - a stale, reordered
@@ -896,6 +1015,7 @@ void nx_tcp_input(struct nx_stack *st, struct sk_pkt *p, uint32_t src, uint32_t 
 		NX_INC(st, tcp_bad_opts);
 		goto drop;
 	}
+	st->stats.tcp_sack_bad += sg.sack_bad;
 	pkt_trim_front(p, hlen);
 
 	c = tcp_lookup(st, dst, sg.dport, src, sg.sport);

@@ -115,6 +115,15 @@ static void rtx_fire(struct sk_timer *t)
 	c->dupacks = 0;
 	c->rtt_timing = false;
 	c->rto = clamp_rto(c->rto * 2);
+	/* SACK: the go-back-N below skips what the scoreboard says the peer
+	 * holds (RFC 6675 5.1), and data SACKed above rxt_fence was sent
+	 * after those resends (tcp_sack_loss_check).  A peer may renege on
+	 * what it SACKed (RFC 2018 8): after repeated timeouts without
+	 * progress, forget the scoreboard and resend everything. */
+	c->rxt_fence = c->snd_max;
+	c->high_rxt = c->snd_una;
+	if (c->retries > 2)
+		tcp_sack_clear(c);
 	/* Go back N: send again from the first unacknowledged byte (our
 	 * FIN, if that is all that is left: send_fin resends it). */
 	c->snd_nxt = c->snd_una;

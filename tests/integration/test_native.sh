@@ -424,7 +424,7 @@ UDP_PY='
 import socket, struct, sys
 from pymemcache.client.base import Client
 host, port = sys.argv[1], int(sys.argv[2])
-c = Client((host, port), connect_timeout=3, timeout=3)
+c = Client((host, port), connect_timeout=3, timeout=3, default_noreply=False)
 big = bytes((i * 7) % 251 for i in range(5000))
 c.set("udp_small", b"hello")
 c.set("udp_big", big)

@@ -53,6 +53,9 @@ struct tseg {
 	int ws;
 	uint32_t len;
 	bool csum_ok;
+	bool sackp;		/* SACK-permitted option */
+	unsigned nsack;		/* SACK blocks, as sent */
+	uint32_t sack[4][2];
 	uint8_t data[2048];
 };
 
@@ -181,6 +184,16 @@ static void collect(void)
 					t->mss = nx_get16(th + o + 2);
 				if (th[o] == 3)
 					t->ws = th[o + 2];
+				if (th[o] == 4)
+					t->sackp = true;
+				for (unsigned k = o + 2; th[o] == 5 && k + 8 <= o + th[o + 1] &&
+							 t->nsack < 4; k += 8) {
+					t->sack[t->nsack][0] = nx_get32(th + k);
+					t->sack[t->nsack][1] = nx_get32(th + k + 4);
+					t->nsack++;
+				}
+				if (th[o + 1] < 2)
+					break;
 				o += th[o + 1];
 			}
 			memcpy(t->data, th + hl, t->len < sizeof(t->data) ? t->len : sizeof(t->data));
@@ -336,14 +349,14 @@ static struct tseg *find_to(uint16_t port, uint8_t flags)
 
 /* Peer-initiated handshake on port 80; E.s = the accepted socket (unless
  * an accept is already pending: @accept false). */
-static bool handshake_opt(bool accept)
+static bool handshake_with(const uint8_t *opts, unsigned olen, bool accept)
 {
 	struct tseg *t;
 	sk_future f;
 	int err;
 
 	E.pseq = 1000;
-	send_frame(E.pport, 80, E.pseq, 0, F_SYN, 65535, syn_opts, 8, NULL, 0, 0, false);
+	send_frame(E.pport, 80, E.pseq, 0, F_SYN, 65535, opts, olen, NULL, 0, 0, false);
 	pump();
 	t = find_to(E.pport, F_SYN | F_ACK);
 	CHECK(t != NULL);
@@ -353,6 +366,8 @@ static bool handshake_opt(bool accept)
 	CHECK_EQ(t->mss, 1460);
 	CHECK_EQ(t->ws, 7);
 	CHECK(t->csum_ok);
+	/* SACK-permitted only in answer to the peer's (RFC 2018 2). */
+	CHECK_EQ(t->sackp, olen > 8);
 	E.pseq++;
 	E.sseq = t->seq + 1;
 	clear();
@@ -369,9 +384,39 @@ static bool handshake_opt(bool accept)
 	return err == 0;
 }
 
+static bool handshake_opt(bool accept)
+{
+	return handshake_with(syn_opts, 8, accept);
+}
+
 static bool handshake(void)
 {
 	return handshake_opt(true);
+}
+
+/* MSS, window scale and SACK-permitted. */
+static const uint8_t syn_opts_sack[12] = { 2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2 };
+
+static bool handshake_sack(void)
+{
+	return handshake_with(syn_opts_sack, 12, true);
+}
+
+/* A pure ACK of E.sseq from the peer with @n SACK blocks. */
+static void psend_sack(const uint32_t (*blk)[2], unsigned n)
+{
+	uint8_t o[40];
+	unsigned olen = 4 + 8 * n;
+
+	o[0] = 1;
+	o[1] = 1;
+	o[2] = 5;
+	o[3] = (uint8_t)(2 + 8 * n);
+	for (unsigned i = 0; i < n; i++) {
+		nx_put32(o + 4 + 8 * i, blk[i][0]);
+		nx_put32(o + 8 + 8 * i, blk[i][1]);
+	}
+	send_frame(E.pport, 80, E.pseq, E.sseq, F_ACK, 65535, o, olen, NULL, 0, 0, false);
 }
 
 /* Read everything buffered into @buf; returns the count. */
@@ -1888,6 +1933,389 @@ static int p_stale_ack(int ph)
 SK_TEST(stale_ack_does_not_update_the_window)
 {
 	run_phases(p_stale_ack, 0);
+}
+
+/* --- SACK (RFC 2018, RFC 6675) ------------------------------------------ */
+
+/* SACK-permitted: in our SYN always, in a SYN-ACK only in answer. */
+static int p_sack_syn(int ph)
+{
+	struct sk_sockaddr a = { PEER_IP, 7777 };
+	uint8_t buf[1000];
+	struct tseg *t;
+	int err;
+	(void)ph;
+
+	listen80();
+	/* Not offered: not answered (handshake_with checks the SYN-ACK),
+	 * and out-of-order data earns ACKs without blocks. */
+	if (!handshake())
+		return -1;
+	CHECK(!tcp_of(E.s)->sack_ok);
+	fill(buf, sizeof(buf), 1);
+	clear();
+	send_frame(E.pport, 80, E.pseq + 1000, E.sseq, F_ACK, 65535, NULL, 0, buf, 1000, 0,
+		   false);
+	pump();
+	t = find(F_ACK);
+	CHECK(t != NULL);
+	if (t) {
+		CHECK_EQ(t->ack, E.pseq);
+		CHECK_EQ(t->nsack, 0);
+	}
+	sk_abort(E.s);
+	/* Offered: answered. */
+	E.pport++;
+	clear();
+	if (!handshake_sack())
+		return -1;
+	CHECK(tcp_of(E.s)->sack_ok);
+	sk_abort(E.s);
+	/* Active open: offered; the peer's SYN-ACK without it means none. */
+	clear();
+	conn_f = nx_tcp_connect(E.st, &a);
+	pump();
+	t = find(F_SYN);
+	CHECK(t != NULL);
+	if (!t)
+		return -1;
+	CHECK(t->sackp);
+	send_frame(7777, t->sport, 5000, t->seq + 1, F_SYN | F_ACK, 65535, syn_opts, 8, NULL, 0,
+		   0, false);
+	pump();
+	struct sk_sock *s = sk_future_ptr_value(sk_future_get(conn_f, &err));
+	CHECK_EQ(err, 0);
+	if (s) {
+		CHECK(!tcp_of(s)->sack_ok);
+		sk_abort(s);
+	}
+	return -1;
+}
+
+SK_TEST(sack_permitted_offered_and_answered_only_when_offered)
+{
+	run_phases(p_sack_syn, 0);
+}
+
+/* Send peer bytes [off, off + 1000) of @buf, relative to @base. */
+static void pdata_at(uint32_t base, const uint8_t *buf, uint32_t off)
+{
+	send_frame(E.pport, 80, base + off, E.sseq, F_ACK, 65535, NULL, 0, buf + off, 1000, 0,
+		   false);
+}
+
+/* The ACK the stack just sent carries exactly these blocks (relative). */
+static void check_blocks(uint32_t base, uint32_t ack, const uint32_t (*want)[2], unsigned n)
+{
+	struct tseg *t = find(F_ACK);
+
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	CHECK_EQ(t->ack, base + ack);
+	CHECK_EQ(t->nsack, n);
+	for (unsigned i = 0; i < n && i < t->nsack; i++) {
+		CHECK_EQ(t->sack[i][0] - base, want[i][0]);
+		CHECK_EQ(t->sack[i][1] - base, want[i][1]);
+	}
+}
+
+static int p_sack_rx(int ph)
+{
+	uint8_t buf[12000], got[12000];
+	(void)ph;
+
+	listen80();
+	if (!handshake_sack())
+		return -1;
+	fill(buf, sizeof(buf), 6);
+	uint32_t b = E.pseq;
+#define STEP(off) do { clear(); pdata_at(b, buf, (off)); pump(); } while (0)
+	STEP(1000);
+	check_blocks(b, 0, (const uint32_t[][2]){ { 1000, 2000 } }, 1);
+	STEP(3000);
+	check_blocks(b, 0, (const uint32_t[][2]){ { 3000, 4000 }, { 1000, 2000 } }, 2);
+	/* Filling between two blocks: one block. */
+	STEP(2000);
+	check_blocks(b, 0, (const uint32_t[][2]){ { 1000, 4000 } }, 1);
+	STEP(5000);
+	STEP(7000);
+	check_blocks(b, 0, (const uint32_t[][2]){ { 7000, 8000 }, { 1000, 4000 },
+						{ 5000, 6000 } }, 3);
+	STEP(9000);
+	/* Five ranges: the latest first, then the lowest others, 4 in all
+	 * (NOP NOP + 4 blocks = 36 bytes of options). */
+	STEP(11000);
+	check_blocks(b, 0, (const uint32_t[][2]){ { 11000, 12000 }, { 1000, 4000 },
+						{ 5000, 6000 }, { 7000, 8000 } }, 4);
+	/* A duplicate inside a block: that block first. */
+	STEP(5000);
+	check_blocks(b, 0, (const uint32_t[][2]){ { 5000, 6000 }, { 1000, 4000 },
+						{ 7000, 8000 }, { 9000, 10000 } }, 4);
+	CHECK_EQ(sk_read_avail(E.s), 0);
+	/* The front hole filled: the ACK moves, the rest is still reported. */
+	STEP(0);
+	check_blocks(b, 4000, (const uint32_t[][2]){ { 5000, 6000 }, { 7000, 8000 },
+						   { 9000, 10000 }, { 11000, 12000 } }, 4);
+	STEP(4000);
+	STEP(6000);
+	STEP(8000);
+	check_blocks(b, 10000, (const uint32_t[][2]){ { 11000, 12000 } }, 1);
+	STEP(10000);
+	check_blocks(b, 12000, NULL, 0);
+#undef STEP
+	CHECK_EQ(drain(E.s, got, sizeof(got)), 12000);
+	CHECK(!memcmp(got, buf, 12000));
+	sk_abort(E.s);
+	return -1;
+}
+
+SK_TEST(sack_blocks_describe_the_reassembly_queue)
+{
+	run_phases(p_sack_rx, 0);
+}
+
+/* Data segments collected, as offsets from @base (at most 16). */
+static unsigned data_offs(uint32_t base, uint32_t *offs)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < E.nr && n < 16; i++)
+		if (E.r[i].len)
+			offs[n++] = E.r[i].seq - base;
+	return n;
+}
+
+static int p_sack_rtx(int ph)
+{
+	uint8_t buf[7300];
+	uint32_t offs[16];
+	unsigned n;
+	(void)ph;
+
+	nx_tcp_tun.rto_min_ns = 2000 * MS;
+	listen80();
+	if (!handshake_sack())
+		return -1;
+	fill(buf, sizeof(buf), 9);
+	clear();
+	CHECK_EQ(sk_write(E.s, buf, sizeof(buf)), 0);
+	pump();
+	CHECK_EQ(count_data(), 5);
+	uint32_t b = E.sseq;
+	/* Segments 2 and 4 arrive, 1, 3 and 5 do not: three duplicate ACKs
+	 * with SACK blocks. */
+	clear();
+	psend_sack((const uint32_t[][2]){ { b + 1460, b + 2920 } }, 1);
+	pump();
+	CHECK_EQ(count_data(), 0);
+	psend_sack((const uint32_t[][2]){ { b + 4380, b + 5840 }, { b + 1460, b + 2920 } }, 2);
+	psend_sack((const uint32_t[][2]){ { b + 4380, b + 5840 }, { b + 1460, b + 2920 } }, 2);
+	pump();
+	CHECK_EQ(stats()->tcp_sack_blocks_rx, 5);
+	CHECK_EQ(stats()->tcp_fast_retransmits, 1);
+	n = data_offs(b, offs);
+	CHECK_EQ(n, 1);
+	if (n == 1)
+		CHECK_EQ(offs[0], 0);
+	struct tseg *t = find(F_ACK);
+	if (t && t->len)
+		CHECK(!memcmp(t->data, buf, 1460));
+	/* Segment 1 arrives: the ACK stops at the hole of segment 3, which
+	 * goes - and nothing the peer holds. */
+	clear();
+	E.sseq = b + 2920;
+	psend_sack((const uint32_t[][2]){ { b + 4380, b + 5840 } }, 1);
+	pump();
+	n = data_offs(b, offs);
+	CHECK_EQ(n, 1);
+	if (n == 1)
+		CHECK_EQ(offs[0], 2920);
+	t = find(F_ACK);
+	if (t && t->len)
+		CHECK(!memcmp(t->data, buf + 2920, 1460));
+	CHECK_EQ(stats()->tcp_retransmits, 2);
+	/* A duplicate of that ACK resends nothing (once per episode). */
+	clear();
+	psend_sack((const uint32_t[][2]){ { b + 4380, b + 5840 } }, 1);
+	pump();
+	CHECK_EQ(count_data(), 0);
+	/* Everything acknowledged: recovery over, the queue empty. */
+	E.sseq = b + sizeof(buf);
+	psend(F_ACK, NULL, 0, 65535);
+	pump();
+	CHECK_EQ(sk_write_queued(E.s), 0);
+	CHECK(!tcp_of(E.s)->in_recovery);
+	CHECK_EQ(tcp_of(E.s)->nsacked, 0);
+	sk_abort(E.s);
+	return -1;
+}
+
+SK_TEST(sack_recovery_resends_only_the_holes)
+{
+	run_phases(p_sack_rtx, 0);
+}
+
+static uint32_t rto_base;
+
+static int p_sack_rto(int ph)
+{
+	static uint8_t buf[7300];
+	uint32_t offs[16], b = rto_base;
+	unsigned n;
+
+	switch (ph) {
+	case 0:
+		nx_tcp_tun.rto_min_ns = 20 * MS;
+		nx_tcp_tun.rto_initial_ns = 20 * MS;
+		listen80();
+		if (!handshake_sack())
+			return -1;
+		fill(buf, sizeof(buf), 10);
+		CHECK_EQ(sk_write(E.s, buf, sizeof(buf)), 0);
+		pump();
+		rto_base = E.sseq;
+		b = rto_base;
+		/* One ACK: segments 2 and 4 arrived - too little to call
+		 * segment 1 lost, the timer will. */
+		psend_sack((const uint32_t[][2]){ { b + 4380, b + 5840 },
+						  { b + 1460, b + 2920 } }, 2);
+		pump();
+		clear();
+		return 30;
+	case 1:
+		collect();
+		CHECK_EQ(stats()->tcp_rto_timeouts, 1);
+		/* Loss window: one segment, the first. */
+		n = data_offs(b, offs);
+		CHECK_EQ(n, 1);
+		if (n == 1)
+			CHECK_EQ(offs[0], 0);
+		/* It arrives; going back N now skips segment 4 (RFC 6675 5.1):
+		 * 3 and 5 go, in the two segments slow start allows. */
+		clear();
+		E.sseq = b + 2920;
+		psend_sack((const uint32_t[][2]){ { b + 4380, b + 5840 } }, 1);
+		pump();
+		n = data_offs(b, offs);
+		CHECK_EQ(n, 2);
+		if (n == 2) {
+			CHECK_EQ(offs[0], 2920);
+			CHECK_EQ(offs[1], 5840);
+		}
+		for (unsigned i = 0; i < E.nr; i++)
+			if (E.r[i].len)
+				CHECK(!memcmp(E.r[i].data, buf + (E.r[i].seq - b), E.r[i].len));
+		E.sseq = b + sizeof(buf);
+		psend(F_ACK, NULL, 0, 65535);
+		pump();
+		CHECK_EQ(sk_write_queued(E.s), 0);
+		sk_abort(E.s);
+		return -1;
+	}
+	return -1;
+}
+
+SK_TEST(sack_timeout_goes_back_n_around_sacked_data)
+{
+	run_phases(p_sack_rto, 0);
+}
+
+static int p_sack_bad(int ph)
+{
+	uint8_t buf[7300];
+	(void)ph;
+
+	nx_tcp_tun.rto_min_ns = 2000 * MS;
+	listen80();
+	if (!handshake_sack())
+		return -1;
+	fill(buf, sizeof(buf), 11);
+	CHECK_EQ(sk_write(E.s, buf, sizeof(buf)), 0);
+	pump();
+	uint32_t b = E.sseq;
+	struct tcp_conn *c = tcp_of(E.s);
+
+	/* A SACK option of a length no list of blocks has: that option is
+	 * ignored, the ACK still counts. */
+	uint8_t o1[12] = { 5, 11, 0, 0, 0, 1, 0, 0, 0, 2, 0, 1 };
+	E.sseq = b + 1460;
+	send_frame(E.pport, 80, E.pseq, E.sseq, F_ACK, 65535, o1, 12, NULL, 0, 0, false);
+	pump();
+	CHECK_EQ(stats()->tcp_sack_bad, 1);
+	CHECK_EQ(stats()->tcp_bad_opts, 0);
+	CHECK_EQ(sk_write_queued(E.s), 7300 - 1460);
+	/* Blocks outside (snd_una, snd_max], or empty, or inverted. */
+	psend_sack((const uint32_t[][2]){ { b + 2920, b + 0x10000000 }, { b - 100, b + 500 },
+					  { b + 4380, b + 2920 }, { b + 3000, b + 3000 } }, 4);
+	pump();
+	CHECK_EQ(stats()->tcp_sack_bad, 5);
+	psend_sack((const uint32_t[][2]){ { b + 0x80000000u, b + 0x80000100u } }, 1);
+	pump();
+	CHECK_EQ(stats()->tcp_sack_bad, 6);
+	CHECK_EQ(c->nsacked, 0);
+	/* A D-SACK (below the ACK) is no error, and no scoreboard entry. */
+	psend_sack((const uint32_t[][2]){ { b, b + 1460 } }, 1);
+	pump();
+	CHECK_EQ(stats()->tcp_sack_bad, 6);
+	CHECK_EQ(c->nsacked, 0);
+	CHECK_EQ(stats()->tcp_sack_blocks_rx, 0);
+	/* An option running past the header: the segment is malformed. */
+	uint8_t o2[12] = { 1, 1, 5, 34, 0, 0, 0, 0, 0, 0, 0, 0 };
+	send_frame(E.pport, 80, E.pseq, E.sseq, F_ACK, 65535, o2, 12, NULL, 0, 0, false);
+	pump();
+	CHECK_EQ(stats()->tcp_bad_opts, 1);
+	/* Twenty ranges: the scoreboard keeps the lowest TCP_SACK_MAX. */
+	for (unsigned k = 0; k < 5; k++) {
+		uint32_t blk[4][2];
+		for (unsigned i = 0; i < 4; i++) {
+			uint32_t r = 19 - (k * 4 + i);	/* highest first */
+			blk[i][0] = b + 1500 + 200 * r;
+			blk[i][1] = blk[i][0] + 100;
+		}
+		psend_sack((const uint32_t(*)[2])blk, 4);
+		pump();
+	}
+	CHECK_EQ(stats()->tcp_sack_blocks_rx, 20);
+	CHECK_EQ(c->nsacked, TCP_SACK_MAX);
+	for (unsigned i = 0; i < c->nsacked; i++) {
+		CHECK_EQ(c->sacked[i].start, b + 1500 + 200 * i);
+		CHECK_EQ(c->sacked[i].end, b + 1600 + 200 * i);
+	}
+	/* Overlapping and adjacent blocks merge. */
+	psend_sack((const uint32_t[][2]){ { b + 1550, b + 1800 } }, 1);
+	pump();
+	CHECK_EQ(c->nsacked, TCP_SACK_MAX - 1);
+	CHECK_EQ(c->sacked[0].start, b + 1500);
+	CHECK_EQ(c->sacked[0].end, b + 1800);
+	/* SACK on a connection that did not negotiate it: ignored. */
+	E.pport++;
+	uint32_t rx = (uint32_t)stats()->tcp_sack_blocks_rx;
+	struct sk_sock *s1 = E.s;
+	if (handshake()) {
+		CHECK_EQ(sk_write(E.s, buf, 2920), 0);
+		pump();
+		psend_sack((const uint32_t[][2]){ { E.sseq + 1460, E.sseq + 2920 } }, 1);
+		pump();
+		CHECK_EQ(stats()->tcp_sack_blocks_rx, rx);
+		CHECK_EQ(tcp_of(E.s)->nsacked, 0);
+		sk_abort(E.s);
+	}
+	/* Everything acknowledged: the scoreboard empties. */
+	E.pport--;
+	E.s = s1;
+	E.sseq = b + sizeof(buf);
+	E.pseq = 1001;
+	psend(F_ACK, NULL, 0, 65535);
+	pump();
+	CHECK_EQ(sk_write_queued(E.s), 0);
+	CHECK_EQ(c->nsacked, 0);
+	sk_abort(E.s);
+	return -1;
+}
+
+SK_TEST(sack_malformed_and_out_of_window_blocks_ignored)
+{
+	run_phases(p_sack_bad, 0);
 }
 
 /* --- (b) two instances -------------------------------------------------- */
