@@ -253,7 +253,7 @@ static bool relay(struct sk_netdev *from, struct sk_netdev *to, bool to_b)
 
 	for (unsigned i = 0; i < n; i++) {
 		struct sk_pkt *p = in[i];
-		struct sk_pkt *extra[4];
+		struct sk_pkt *extra[4] = { NULL };
 		unsigned ne = 0;
 		const uint8_t *ip = p->data + NX_ETH_HLEN;
 		/* Remember a real SYN towards B as the flood's template. */
