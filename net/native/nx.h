@@ -190,6 +190,10 @@ void nx_rx(struct nx_stack *st, struct sk_pkt *p);
 /* Queue a complete frame for transmission on this instance's queue. */
 void nx_tx(struct nx_stack *st, struct sk_pkt *p);
 
+/* Can nx_tx take a frame now (hands waiting frames to the device first
+ * if the queue is full)?  For senders that can report -EAGAIN. */
+bool nx_tx_room(struct nx_stack *st);
+
 /* Deliver an IP packet (data at the IP header) to ourselves at the next
  * poll. */
 void nx_local_deliver(struct nx_stack *st, struct sk_pkt *p);

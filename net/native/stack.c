@@ -163,6 +163,15 @@ static void tx_flush(struct nx_stack *st)
 	st->ntx -= sent;
 }
 
+bool nx_tx_room(struct nx_stack *st)
+{
+	if (st->queue == NX_NO_QUEUE)
+		return true;	/* shard 0 transmits; its ring is the bound */
+	if (st->ntx == NX_TX_BURST)
+		tx_flush(st);
+	return st->ntx < NX_TX_BURST;
+}
+
 static void tx_arrive(void *arg)
 {
 	struct sk_pkt *p = arg;

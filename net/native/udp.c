@@ -280,6 +280,10 @@ int nx_udp_send(struct sk_udp *u, const struct sk_sockaddr *to, const void *buf,
 		return -EMSGSIZE;
 	if (!to->ip || !to->port)
 		return -EINVAL;
+	/* The device takes no more this round: say so, as socket.h
+	 * promises, rather than let the frame be dropped unseen. */
+	if (!nx_tx_room(st))
+		return -EAGAIN;
 	p = udp_payload(buf, len);
 	if (!p)
 		return -ENOMEM;
