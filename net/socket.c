@@ -584,10 +584,14 @@ void sk_addr_format(const struct sk_sockaddr *a, char *buf, size_t len)
 		 (a->ip >> 8) & 255, a->ip & 255, a->port);
 }
 
-int sk_net_config_check(const struct sk_net_config *cfg, char *err, size_t errlen)
+int sk_net_config_check(struct sk_net_config *cfg, char *err, size_t errlen)
 {
 	if (errlen)
 		err[0] = 0;
+	if (cfg->stack_name && sk_net_stack_parse(cfg->stack_name, &cfg->stack)) {
+		snprintf(err, errlen, "--stack is posix or native, not '%s'", cfg->stack_name);
+		return -EINVAL;
+	}
 	if (cfg->stack == SK_STACK_NATIVE)
 		return sk__native_check(cfg, err, errlen);
 	if (cfg->netdev || cfg->ip || cfg->gw || cfg->mac || cfg->fault) {
@@ -596,6 +600,11 @@ int sk_net_config_check(const struct sk_net_config *cfg, char *err, size_t errle
 		return -EINVAL;
 	}
 	return 0;
+}
+
+const char *sk_net_default_host(const struct sk_net_config *cfg)
+{
+	return cfg->stack == SK_STACK_NATIVE ? "0.0.0.0" : "127.0.0.1";
 }
 
 int sk_net_init(const struct sk_net_config *cfg)

@@ -37,14 +37,12 @@
 static unsigned long long opt_port = 8080, opt_conns = 1024;
 static unsigned long long opt_header_timeout = 10, opt_keepalive_timeout = 60;
 static uint64_t opt_max_files = 256ull << 20;
-static const char default_listen[] = "127.0.0.1";
-static const char *opt_listen = default_listen;
-static const char *opt_stack = "posix";
+static const char *opt_listen;	/* NULL: the stack's default host */
 static const char *opt_root = SK_HTTPD_WWW;
 
 static struct sk_sockaddr listen_addr;
 
-static struct sk_server_config server;
+static struct sk_server_config server = { .net.stack_name = "posix" };
 
 static sk_future shard_start(void *arg)
 {
@@ -101,23 +99,16 @@ static int check_settings(void)
 		fprintf(stderr, "skerry-httpd: port must be 1..65535\n");
 		return -EINVAL;
 	}
-	if (sk_addr_parse(opt_listen, (uint16_t)opt_port, &listen_addr)) {
-		fprintf(stderr, "skerry-httpd: -l takes an IPv4 address, not '%s'\n", opt_listen);
-		return -EINVAL;
-	}
-	if (sk_net_stack_parse(opt_stack, &server.net.stack)) {
-		fprintf(stderr, "skerry-httpd: --stack is posix or native, not '%s'\n",
-			opt_stack);
-		return -EINVAL;
-	}
 	if (sk_net_config_check(&server.net, net_err, sizeof(net_err))) {
 		fprintf(stderr, "skerry-httpd: %s\n", net_err);
 		return -EINVAL;
 	}
-	/* The native stack has no 127.0.0.1: by default it serves on its
-	 * own --ip address. */
-	if (server.net.stack == SK_STACK_NATIVE && opt_listen == default_listen)
-		sk_addr_parse("0.0.0.0", (uint16_t)opt_port, &listen_addr);
+	if (!opt_listen)
+		opt_listen = sk_net_default_host(&server.net);
+	if (sk_addr_parse(opt_listen, (uint16_t)opt_port, &listen_addr)) {
+		fprintf(stderr, "skerry-httpd: -l takes an IPv4 address, not '%s'\n", opt_listen);
+		return -EINVAL;
+	}
 	if (opt_conns == 0 || opt_conns > 1000000) {
 		fprintf(stderr, "skerry-httpd: -c must be 1..1000000\n");
 		return -EINVAL;
@@ -157,7 +148,7 @@ int main(int argc, char **argv)
 	static const struct sk_option options[] = {
 		{ "port", 'p', SK_OPT_UINT, &opt_port, "PORT", "TCP port to listen on" },
 		{ "listen", 'l', SK_OPT_STRING, &opt_listen, "ADDR",
-		  "IPv4 address to listen on (native stack: its --ip)" },
+		  "IPv4 address to listen on (default 127.0.0.1; native stack: its --ip)" },
 		{ "conn-limit", 'c', SK_OPT_UINT, &opt_conns, "N",
 		  "max simultaneous connections" },
 		{ "root", 0, SK_OPT_STRING, &opt_root, "DIR",
@@ -168,10 +159,7 @@ int main(int argc, char **argv)
 		  "idle time before a keep-alive connection is closed" },
 		{ "max-files-size", 0, SK_OPT_SIZE, &opt_max_files, "SIZE",
 		  "largest total size of the document root, e.g. 256m" },
-		{ "stack", 0, SK_OPT_STRING, &opt_stack, "NAME",
-		  "network stack: posix (kernel sockets via io_uring) or native "
-		  "(skerry's TCP/IP over --netdev)" },
-		SK_NET_NATIVE_OPTIONS(&server.net),
+		SK_NET_OPTIONS(&server.net),
 		{ 0 },
 	};
 	static const struct sk_program prog = {

@@ -36,17 +36,14 @@
 
 static unsigned long long opt_port = 11211, opt_udp_port, opt_mb = 64, opt_conns = 1024;
 static uint64_t opt_item_max = 1024 * 1024;
-static const char default_listen[] = "127.0.0.1";
-static const char *opt_listen = default_listen;
-static const char *opt_stack = "posix";
+static const char *opt_listen;	/* NULL: the stack's default host */
 static int opt_verbose;
 static bool opt_enable_shutdown, opt_disable_cas;
 
 static struct sk_sockaddr listen_addr;
-static enum sk_stack_kind stack_kind;
 
 static struct sk_udp *udp_socks[SK_MAX_SHARDS];
-static struct sk_server_config server;
+static struct sk_server_config server = { .net.stack_name = "posix" };
 
 static void on_stop(void)
 {
@@ -100,7 +97,7 @@ static sk_future started(void *arg, int64_t v, int err)
 	sk_log_info("skerry-memcached %s: %u shard%s, %s stack, listening on %s:%u%s, "
 		    "%llu MB, max %u connections",
 		    SK_MC_VERSION, mc_settings.nshards, mc_settings.nshards > 1 ? "s" : "",
-		    opt_stack, mc_settings.listen_addr, mc_settings.port,
+		    server.net.stack_name, mc_settings.listen_addr, mc_settings.port,
 		    mc_settings.udp_port ? " (and UDP)" : "",
 		    (unsigned long long)(mc_settings.maxbytes >> 20), mc_settings.maxconns);
 	/* Serve until stopped: the exit status comes from the stop. */
@@ -111,7 +108,6 @@ static sk_future mc_main(void *arg)
 {
 	(void)arg;
 	mc_settings.nshards = sk_shard_count();
-	server.net.stack = stack_kind;
 	server.addr = listen_addr;
 	server.listen = mc_settings.port != 0;
 	server.max_conns = mc_settings.maxconns;
@@ -130,26 +126,16 @@ static int check_settings(void)
 		fprintf(stderr, "skerry-memcached: port must be 0..65535\n");
 		return -EINVAL;
 	}
-	if (sk_addr_parse(opt_listen, (uint16_t)opt_port, &listen_addr)) {
-		fprintf(stderr, "skerry-memcached: -l takes an IPv4 address, not '%s'\n",
-			opt_listen);
-		return -EINVAL;
-	}
-	if (sk_net_stack_parse(opt_stack, &stack_kind)) {
-		fprintf(stderr, "skerry-memcached: --stack is posix or native, not '%s'\n",
-			opt_stack);
-		return -EINVAL;
-	}
-	server.net.stack = stack_kind;
 	if (sk_net_config_check(&server.net, net_err, sizeof(net_err))) {
 		fprintf(stderr, "skerry-memcached: %s\n", net_err);
 		return -EINVAL;
 	}
-	/* The native stack has no 127.0.0.1: by default it serves on its
-	 * own --ip address. */
-	if (stack_kind == SK_STACK_NATIVE && opt_listen == default_listen) {
-		opt_listen = "0.0.0.0";
-		sk_addr_parse(opt_listen, (uint16_t)opt_port, &listen_addr);
+	if (!opt_listen)
+		opt_listen = sk_net_default_host(&server.net);
+	if (sk_addr_parse(opt_listen, (uint16_t)opt_port, &listen_addr)) {
+		fprintf(stderr, "skerry-memcached: -l takes an IPv4 address, not '%s'\n",
+			opt_listen);
+		return -EINVAL;
 	}
 	if (opt_mb == 0 || opt_mb > (1ull << 40)) {
 		fprintf(stderr, "skerry-memcached: -m must be at least 1 (megabytes)\n");
@@ -194,7 +180,7 @@ int main(int argc, char **argv)
 		{ "udp-port", 'U', SK_OPT_UINT, &opt_udp_port, "PORT",
 		  "UDP port to listen on (0 = off)" },
 		{ "listen", 'l', SK_OPT_STRING, &opt_listen, "ADDR",
-		  "IPv4 address to listen on (native stack: its --ip)" },
+		  "IPv4 address to listen on (default 127.0.0.1; native stack: its --ip)" },
 		{ "memory-limit", 'm', SK_OPT_UINT, &opt_mb, "MB",
 		  "item memory in megabytes, split over the shards" },
 		{ "conn-limit", 'c', SK_OPT_UINT, &opt_conns, "N",
@@ -207,10 +193,7 @@ int main(int argc, char **argv)
 		  "allow the \"shutdown\" command" },
 		{ "disable-cas", 'C', SK_OPT_FLAG, &opt_disable_cas, NULL,
 		  "no CAS values (saves 8 bytes per item)" },
-		{ "stack", 0, SK_OPT_STRING, &opt_stack, "NAME",
-		  "network stack: posix (kernel sockets via io_uring) or native "
-		  "(skerry's TCP/IP over --netdev)" },
-		SK_NET_NATIVE_OPTIONS(&server.net),
+		SK_NET_OPTIONS(&server.net),
 		{ 0 },
 	};
 	static const struct sk_program prog = {

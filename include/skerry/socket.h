@@ -45,6 +45,9 @@ enum sk_stack_kind {
 
 struct sk_net_config {
 	enum sk_stack_kind stack;
+	const char *stack_name;	/* "posix" or "native" (--stack): parsed into
+				 * @stack by sk_net_config_check(); NULL:
+				 * keep @stack */
 	unsigned rx_buffers;	/* per shard; 0 = default (512) */
 	unsigned rx_buffer_size;	/* bytes; 0 = default (16384) */
 	size_t rx_limit;	/* buffered input per socket before the stack
@@ -59,11 +62,15 @@ struct sk_net_config {
 };
 
 /*
- * The command-line options of the native stack, for a program's option
- * table (struct sk_option, skerry/options.h): --netdev, --ip, --gw, --mac,
- * --netdev-fault into the fields of @cfg (a struct sk_net_config *).
+ * The network options of a server, for a program's option table (struct
+ * sk_option, skerry/options.h): --stack, and the native stack's --netdev,
+ * --ip, --gw, --mac, --netdev-fault, into the fields of @cfg (a struct
+ * sk_net_config *); sk_net_config_check() then validates them.
  */
-#define SK_NET_NATIVE_OPTIONS(cfg)                                             \
+#define SK_NET_OPTIONS(cfg)                                                    \
+	{ "stack", 0, SK_OPT_STRING, &(cfg)->stack_name, "NAME",               \
+	  "network stack: posix (kernel sockets via io_uring) or native "      \
+	  "(skerry's TCP/IP over --netdev)" },                                 \
 	{ "netdev", 0, SK_OPT_STRING, &(cfg)->netdev, "DEV",                   \
 	  "native stack device: tap:NAME (Linux tap, one queue per shard) or loop" }, \
 	{ "ip", 0, SK_OPT_STRING, &(cfg)->ip, "ADDR/PREFIX",                   \
@@ -76,11 +83,20 @@ struct sk_net_config {
 	  "native stack: inject faults, e.g. drop=0.05,reorder=0.02,dup=0.01,corrupt=0.001,seed=1" }
 
 /*
- * Check @cfg before starting shards: for the native stack, that a device
- * is named and known, and that the address, gateway, MAC and fault spec
- * parse.  0, or -EINVAL with a one-line reason in @err.
+ * Check @cfg before starting shards: parse @stack_name into @stack, and
+ * for the native stack check that a device is named and known and that
+ * the address, gateway, MAC and fault spec parse (native-only options
+ * without --stack=native are refused).  0, or -EINVAL with a one-line
+ * reason in @err.
  */
-int sk_net_config_check(const struct sk_net_config *cfg, char *err, size_t errlen);
+int sk_net_config_check(struct sk_net_config *cfg, char *err, size_t errlen);
+
+/*
+ * Where a server listens unless told: "127.0.0.1" on the posix stack;
+ * "0.0.0.0" on the native stack, which has no loopback and so serves on
+ * its own --ip address.
+ */
+const char *sk_net_default_host(const struct sk_net_config *cfg);
 
 struct sk_sock;		/* a TCP connection */
 struct sk_listener;	/* a listening TCP socket of this shard */
