@@ -253,20 +253,34 @@ void tcp_maybe_free(struct tcp_conn *c)
 	sk_free(c);
 }
 
-static void tw_unlink(struct tcp_conn *c)
+void tcp_age_del(struct tcp_conn *c)
 {
-	struct nx_tcp *t = c->st->tcp;
+	struct tcp_age_list *l = c->age;
 
-	if (!c->twprev)
+	if (!l)
 		return;
-	*c->twprev = c->twnext;
-	if (c->twnext)
-		c->twnext->twprev = c->twprev;
+	*c->ageprev = c->agenext;
+	if (c->agenext)
+		c->agenext->ageprev = c->ageprev;
 	else
-		t->tw_tail = c->twprev;
-	c->twnext = NULL;
-	c->twprev = NULL;
-	t->ntw--;
+		l->tail = c->ageprev;
+	c->agenext = NULL;
+	c->ageprev = NULL;
+	c->age = NULL;
+	l->n--;
+}
+
+void tcp_age_add(struct tcp_age_list *l, struct tcp_conn *c)
+{
+	tcp_age_del(c);
+	if (!l->tail)
+		l->tail = &l->head;
+	c->agenext = NULL;
+	c->ageprev = l->tail;
+	*l->tail = c;
+	l->tail = &c->agenext;
+	c->age = l;
+	l->n++;
 }
 
 /*
@@ -280,19 +294,15 @@ static void tw_link(struct tcp_conn *c)
 {
 	struct nx_tcp *t = c->st->tcp;
 
-	if (c->twprev)
+	if (c->age == &t->tw)
 		return;
-	if (nx_tcp_tun.time_wait_max && t->ntw >= nx_tcp_tun.time_wait_max) {
-		struct tcp_conn *old = t->tw_head;
+	if (nx_tcp_tun.time_wait_max && t->tw.n >= nx_tcp_tun.time_wait_max) {
+		struct tcp_conn *old = t->tw.head;
 		NX_INC(c->st, tcp_time_wait_overflow);
 		tcp_closed(old);
 		tcp_maybe_free(old);
 	}
-	c->twnext = NULL;
-	c->twprev = t->tw_tail;
-	*t->tw_tail = c;
-	t->tw_tail = &c->twnext;
-	t->ntw++;
+	tcp_age_add(&t->tw, c);
 }
 
 /* The protocol is done with @c: out of the table, timers off. */
@@ -300,7 +310,7 @@ void tcp_closed(struct tcp_conn *c)
 {
 	c->state = TCP_CLOSED;
 	table_remove(c);
-	tw_unlink(c);
+	tcp_age_del(c);
 	tcp_timers_stop(c);
 	dirty_remove(c);
 	tcp_ooo_free(c);
@@ -324,39 +334,12 @@ static void acceptq_remove(struct tcp_conn *c)
 	c->lst = NULL;
 }
 
-void tcp_half_link(struct sk_listener *l, struct tcp_conn *c)
-{
-	if (!l->half_tail)
-		l->half_tail = &l->half_head;
-	c->halfnext = NULL;
-	c->halfprev = l->half_tail;
-	*l->half_tail = c;
-	l->half_tail = &c->halfnext;
-	l->nhalf++;
-}
-
-void tcp_half_unlink(struct tcp_conn *c)
-{
-	struct sk_listener *l = c->lst;
-
-	if (!c->halfprev)
-		return;
-	*c->halfprev = c->halfnext;
-	if (c->halfnext)
-		c->halfnext->halfprev = c->halfprev;
-	else
-		l->half_tail = c->halfprev;
-	c->halfnext = NULL;
-	c->halfprev = NULL;
-	l->nhalf--;
-}
-
 /* Let go of whoever holds @c because the connection died with @err. */
 static void release_owner(struct tcp_conn *c, int err)
 {
 	switch (c->owner) {
 	case OWN_HALF:
-		tcp_half_unlink(c);
+		tcp_age_del(c);
 		c->lst = NULL;
 		set_owner(c, OWN_NONE);
 		break;
@@ -412,7 +395,7 @@ void tcp_established(struct tcp_conn *c)
 	tcp_keepalive_arm(c);
 	if (c->owner == OWN_HALF) {
 		struct sk_listener *l = c->lst;
-		tcp_half_unlink(c);
+		tcp_age_del(c);
 		set_owner(c, OWN_ACCEPTQ);
 		if (l->acc) {
 			struct sk_promise *p = l->acc;
@@ -553,7 +536,6 @@ int nx_tcp_init(struct nx_stack *st)
 		return -ENOMEM;
 	}
 	t->tab_mask = 255;
-	t->tw_tail = &t->tw_head;
 	st->tcp = t;
 	t->hseed = nx_random(st);
 	for (int i = 0; i < 4; i++)

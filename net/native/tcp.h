@@ -79,6 +79,16 @@ enum tcp_owner {
 	OWN_CLOSING,		/* sk_close called, its promise not resolved */
 };
 
+/*
+ * Connections oldest first, so that a bound can make room by ending the
+ * oldest: a listener's half-open ones (SYN backlog), the instance's
+ * TIME_WAIT ones.  A connection is on one at most.
+ */
+struct tcp_age_list {
+	struct tcp_conn *head, **tail;
+	unsigned n;
+};
+
 struct tcp_conn {
 	struct sk_sock s;		/* first */
 	struct nx_stack *st;
@@ -86,8 +96,8 @@ struct tcp_conn {
 	struct tcp_conn *dnext, **dprev;	/* dirty list (dprev NULL: off) */
 	struct tcp_conn *anext, **aprev;	/* every connection of the instance */
 	struct tcp_conn *qnext;		/* accept queue */
-	struct tcp_conn *halfnext, **halfprev;	/* listener's half-open, oldest first */
-	struct tcp_conn *twnext, **twprev;	/* instance's TIME_WAIT, oldest first */
+	struct tcp_conn *agenext, **ageprev;	/* on @age (a listener's half-open */
+	struct tcp_age_list *age;		/* or the TIME_WAIT list), or NULL */
 	struct sk_listener *lst;	/* OWN_HALF / OWN_ACCEPTQ */
 	struct sk_promise *conn_p;	/* OWN_CONNECT */
 	uint32_t lip, rip;
@@ -163,8 +173,7 @@ struct sk_listener {
 	struct sk_listener *next;
 	struct sk_sockaddr addr;
 	unsigned backlog;		/* accept queue limit */
-	unsigned nhalf;			/* half-open connections */
-	struct tcp_conn *half_head, **half_tail;	/* oldest first */
+	struct tcp_age_list half;	/* half-open connections */
 	unsigned qlen;
 	struct tcp_conn *qhead, **qtail;
 	struct sk_promise *acc;
@@ -178,8 +187,7 @@ struct nx_tcp {
 	struct sk_listener *listeners;
 	struct tcp_conn *dirty;
 	struct tcp_conn *all;
-	struct tcp_conn *tw_head, **tw_tail;	/* TIME_WAIT, oldest first */
-	unsigned ntw;
+	struct tcp_age_list tw;		/* TIME_WAIT connections */
 	unsigned busy;			/* connections the app holds */
 	uint16_t next_port;
 };
@@ -234,9 +242,9 @@ void tcp_maybe_free(struct tcp_conn *c);
 void tcp_established(struct tcp_conn *c);
 /* Keepalive (nx_tcp_tun.keepalive_ns > 0): probe an idle connection. */
 void tcp_keepalive_arm(struct tcp_conn *c);
-/* A listener's half-open connections, in arrival order (SYN backlog). */
-void tcp_half_link(struct sk_listener *l, struct tcp_conn *c);
-void tcp_half_unlink(struct tcp_conn *c);
+/* Put @c at the end of @l (off any list it was on); take it off its list. */
+void tcp_age_add(struct tcp_age_list *l, struct tcp_conn *c);
+void tcp_age_del(struct tcp_conn *c);
 void tcp_fin_acked(struct tcp_conn *c);
 void tcp_mark_dirty(struct tcp_conn *c);
 

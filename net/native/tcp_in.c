@@ -606,16 +606,16 @@ static void listen_input(struct nx_stack *st, struct sk_listener *l,
 		NX_INC(st, tcp_bad_flags);
 		return;
 	}
-	if (l->nhalf >= nx_tcp_tun.syn_backlog) {
+	if (l->half.n >= nx_tcp_tun.syn_backlog) {
 		/* A flood (or a burst of clients that went quiet): make room
 		 * by forgetting the oldest half-open connection, silently, as
 		 * a BSD syncache does - a real client retransmits its SYN,
 		 * and newcomers are not locked out until the flood's entries
 		 * time out. */
 		NX_INC(st, tcp_backlog_full);
-		if (!l->half_head)
+		if (!l->half.head)
 			return;
-		tcp_fail(l->half_head, -ECONNRESET);
+		tcp_fail(l->half.head, -ECONNRESET);
 	}
 	if (l->qlen >= l->backlog) {
 		NX_INC(st, tcp_accept_full);
@@ -629,7 +629,7 @@ static void listen_input(struct nx_stack *st, struct sk_listener *l,
 	c->passive = true;
 	c->lst = l;
 	c->owner = OWN_HALF;
-	tcp_half_link(l, c);
+	tcp_age_add(&l->half, c);
 	c->irs = sg->seq;
 	c->rcv_nxt = sg->seq + 1;
 	c->rcv_adv = c->rcv_nxt;
