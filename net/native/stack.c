@@ -35,9 +35,20 @@
 #define RX_BURSTS_PER_POLL 8	/* bound a round's receive work */
 #define WAIT_FDS_MAX 8
 
+/* The native options, parsed (native_parse). */
+struct parsed {
+	uint32_t ip, gw;
+	int prefix;
+	uint8_t mac[6];
+	bool has_mac;
+	struct sk_fault_config fault;
+	bool has_fault;
+};
+
 struct nx_group {
 	struct sk_netdev *dev;
 	unsigned n;			/* shards, one instance each */
+	struct parsed cfg;		/* set by the shard that opened dev */
 	struct nx_stack *_Atomic inst[SK_MAX_SHARDS];
 	_Atomic int state;		/* 0 closed, 1 opening, 2 open, <0 error */
 	_Atomic unsigned users;		/* shards with an instance */
@@ -50,26 +61,13 @@ struct nx_shard {
 	struct nx_stack *list;		/* this shard's instances */
 	struct sk_sleeper sleeper;
 	bool sleeper_on;
-	_Atomic int ev;			/* -1 until opened; kept open */
+	_Atomic int ev1;		/* event handle + 1: 0 until opened (the
+					 * zero of static storage); kept open */
 };
 static struct nx_shard shards[SK_MAX_SHARDS];
-static _Atomic bool shards_ready;
 
 static struct nx_shard *my_shard(void)
 {
-	/* Lazily mark every event "not open" once (static storage is 0). */
-	if (!atomic_load_explicit(&shards_ready, memory_order_acquire)) {
-		static _Atomic int once;
-		int exp = 0;
-		if (atomic_compare_exchange_strong(&once, &exp, 1)) {
-			for (unsigned i = 0; i < SK_MAX_SHARDS; i++)
-				atomic_store(&shards[i].ev, -1);
-			atomic_store_explicit(&shards_ready, true, memory_order_release);
-		} else {
-			while (!atomic_load_explicit(&shards_ready, memory_order_acquire))
-				sk_plat_cpu_relax();
-		}
-	}
 	return &shards[sk_reactor_id() % SK_MAX_SHARDS];
 }
 
@@ -105,26 +103,26 @@ static void shard_sleep(void *arg, uint64_t timeout_ns)
 	}
 	if (timeout_ns == 0)
 		return;
-	sk_plat_event_wait(atomic_load(&sh->ev), fds, n, timeout_ns);
+	sk_plat_event_wait(atomic_load(&sh->ev1) - 1, fds, n, timeout_ns);
 }
 
 static void shard_wake(void *arg)
 {
 	struct nx_shard *sh = arg;
-	int ev = atomic_load(&sh->ev);
-	if (ev >= 0)
-		sk_plat_event_signal(ev);
+	int ev1 = atomic_load(&sh->ev1);
+	if (ev1)
+		sk_plat_event_signal(ev1 - 1);
 }
 
 static int sleeper_start(struct nx_shard *sh)
 {
 	if (sh->sleeper_on)
 		return 0;
-	if (atomic_load(&sh->ev) < 0) {
+	if (!atomic_load(&sh->ev1)) {
 		int ev = sk_plat_event_open();
 		if (ev < 0)
 			return ev;
-		atomic_store(&sh->ev, ev);
+		atomic_store(&sh->ev1, ev + 1);
 	}
 	sh->sleeper = (struct sk_sleeper){ shard_sleep, shard_wake, sh };
 	sk_reactor_set_sleeper(&sh->sleeper);
@@ -503,15 +501,6 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) ? 0 : -EINVAL;
 }
 
-struct parsed {
-	uint32_t ip, gw;
-	int prefix;
-	uint8_t mac[6];
-	bool has_mac;
-	struct sk_fault_config fault;
-	bool has_fault;
-};
-
 static int native_parse(const struct sk_net_config *cfg, struct parsed *p, char *err,
 			size_t errlen)
 {
@@ -580,8 +569,9 @@ int sk__native_check(const struct sk_net_config *cfg, char *err, size_t errlen)
 	return native_parse(cfg, &p, err, errlen);
 }
 
-static int group_open(const struct sk_net_config *cfg, struct parsed *p)
+static int group_open(const struct sk_net_config *cfg)
 {
+	struct parsed *p = &grp.cfg;
 	struct sk_netdev *dev = NULL;
 	char err[200];
 	unsigned n = sk_shard_count();
@@ -637,20 +627,18 @@ static int group_open(const struct sk_net_config *cfg, struct parsed *p)
 
 static int native_init(const struct sk_net_config *cfg)
 {
-	struct parsed p;
+	const struct parsed *p = &grp.cfg;
 	struct nx_config nc;
 	unsigned me = sk_reactor_id();
 	int exp = 0, r;
 
+	/* The first shard opens the device; the others wait for it. */
 	if (atomic_compare_exchange_strong(&grp.state, &exp, 1)) {
-		r = group_open(cfg, &p);
+		r = group_open(cfg);
 		atomic_store(&grp.state, r ? r : 2);
 	} else {
-		while ((r = atomic_load(&grp.state)) == 1)
+		while (atomic_load(&grp.state) == 1)
 			sk_plat_cpu_relax();
-		if (r < 0)
-			return r;
-		native_parse(cfg, &p, (char[8]){ 0 }, 8);
 	}
 	/* A failed open stays failed for the process: the app exits. */
 	if ((r = atomic_load(&grp.state)) < 0)
@@ -658,9 +646,9 @@ static int native_init(const struct sk_net_config *cfg)
 	memset(&nc, 0, sizeof(nc));
 	nc.dev = grp.dev;
 	nc.queue = me < grp.dev->nqueues ? me : NX_NO_QUEUE;
-	nc.ip = p.ip;
-	nc.prefix = (uint8_t)p.prefix;
-	nc.gw = p.gw;
+	nc.ip = p->ip;
+	nc.prefix = (uint8_t)p->prefix;
+	nc.gw = p->gw;
 	memcpy(nc.mac, grp.dev->mac, 6);
 	nc.rx_limit = cfg->rx_limit;
 	atomic_fetch_add(&grp.users, 1);
@@ -679,13 +667,13 @@ static int native_init(const struct sk_net_config *cfg)
 	atomic_store(&grp.inst[me], nx_default);
 	if (me == 0) {
 		char ip[24];
-		struct sk_sockaddr a = { p.ip, 0 };
+		struct sk_sockaddr a = { p->ip, 0 };
 		sk_addr_format(&a, ip, sizeof(ip));
 		ip[strlen(ip) - 2] = 0;	/* drop ":0" */
 		sk_log_info("native stack on %s (%u queue%s), %s/%d, mac "
 			    "%02x:%02x:%02x:%02x:%02x:%02x",
 			    grp.dev->name, grp.dev->nqueues, grp.dev->nqueues == 1 ? "" : "s",
-			    ip, p.prefix, nc.mac[0], nc.mac[1], nc.mac[2], nc.mac[3],
+			    ip, p->prefix, nc.mac[0], nc.mac[1], nc.mac[2], nc.mac[3],
 			    nc.mac[4], nc.mac[5]);
 	}
 	return 0;
