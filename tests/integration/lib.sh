@@ -55,6 +55,30 @@ kill_ours() {
 	done
 	pids=()
 }
+# exits_0_case NAME PID LOG: the case passes when our child PID (already
+# told to stop) exits with status 0 within 5 s; otherwise it is killed.
+exits_0_case() {
+	local name=$1 pid=$2 log=$3 rc
+	for _ in $(seq 1 100); do
+		running "$pid" || break
+		sleep 0.05
+	done
+	if running "$pid"; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		forget "$pid"
+		bad "$name" "still running 5 s after the clients saw SIGTERM handled"
+		return
+	fi
+	wait "$pid"
+	rc=$?
+	forget "$pid"
+	if [ "$rc" -eq 0 ]; then
+		ok "$name"
+	else
+		bad "$name" "exit status $rc: $(tail -3 "$log")"
+	fi
+}
 # forget PID: it has been reaped
 forget() {
 	local p keep=()

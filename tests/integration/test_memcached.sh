@@ -181,25 +181,7 @@ for t in 1 2; do
 	if start_server sigterm$t -t "$t"; then
 		spid=$SPID
 		run_py "$p" 20 "$SPORT" "$t" --group sigterm --pid "$spid"
-		for _ in $(seq 1 100); do
-			running "$spid" || break
-			sleep 0.05
-		done
-		if running "$spid"; then
-			kill -KILL "$spid" 2>/dev/null
-			wait "$spid" 2>/dev/null
-			forget "$spid"
-			bad "${p}sigterm_exits_0_within_5s" "still running 5 s after the clients saw SIGTERM handled"
-		else
-			wait "$spid"
-			rc=$?
-			forget "$spid"
-			if [ "$rc" -eq 0 ]; then
-				ok "${p}sigterm_exits_0_within_5s"
-			else
-				bad "${p}sigterm_exits_0_within_5s" "exit status $rc: $(tail -3 "$tmp/sigterm$t.log")"
-			fi
-		fi
+		exits_0_case "${p}sigterm_exits_0_within_5s" "$spid" "$tmp/sigterm$t.log"
 	else
 		bad "${p}sigterm_server_starts" "$(tail -5 "$tmp/sigterm$t.log")"
 	fi
