@@ -102,6 +102,7 @@ static inline void pkt_init(struct sk_pkt *p, uint8_t *buf, uint32_t buf_size)
 	p->buf = buf;
 	p->buf_size = buf_size;
 	p->refcnt = 1;
+	p->flags = 0;
 	p->ol_flags = 0;
 	p->hash = 0;
 	p->l2_len = p->l3_len = p->l4_len = 0;
@@ -163,6 +164,11 @@ struct sk_pkt *sk_pkt_wrap(uint8_t *buf, uint32_t buf_size, uint8_t *data,
 /* The last reference to one segment went away. */
 static void seg_release(struct sk_pkt *p)
 {
+	if (p->flags & SK_PKT_F_EMBEDDED) {
+		/* Not the pool's: the header goes with the buffer. */
+		p->ext_free(p, p->ext_arg);
+		return;
+	}
 	pool.frees++;
 	if (p->ext_free) {
 		p->ext_free(p, p->ext_arg);

@@ -16,6 +16,9 @@
  *          delays and corrupts packets in both directions, from a seed.
  *   tap    Linux /dev/net/tun (IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE),
  *          one queue (file descriptor) per shard.
+ *   dpdk   a DPDK ethdev on a virtual device (net_memif, net_tap,
+ *          net_af_packet, net_ring, net_null), one queue pair per shard;
+ *          present only when built with DPDK.
  */
 #ifndef SKERRY_NETDEV_H
 #define SKERRY_NETDEV_H
@@ -165,6 +168,28 @@ int sk_netdev_tap(const char *ifname, unsigned nqueues, const uint8_t *mac,
  * refuse to run on a tap they would have to create: nobody would have
  * given its kernel side an address. */
 bool sk_netdev_tap_exists(const char *ifname);
+
+/*
+ * A DPDK port on the virtual device @vdev, given as to EAL's --vdev, e.g.
+ * "net_memif0,role=server,socket=/run/skerry.sock" or "net_tap0,iface=dp0",
+ * with @nqueues rx/tx queue pairs.  The first call initialises EAL for the
+ * process: always --no-pci (and refuses to go on if PCI is enabled all the
+ * same, or the port is not a virtual device of the drivers above), its own
+ * --file-prefix, --in-memory, main lcore on the calling thread's CPUs,
+ * then @eal_args (space-separated extra EAL arguments, NULL for none, e.g.
+ * "--no-huge -m 512").  Each shard that attaches a queue registers as an
+ * lcore of its own.  Received mbufs are wrapped as sk_pkt without copying
+ * (the header lives in the mbuf's private area); RSS is programmed with
+ * sk_rss_key and checksum offloads are used where the PMD offers them.
+ * @mac NULL keeps the port's own MAC.  On failure the reason is logged and
+ * a negative errno returned (-ENOTSUP: built without DPDK; -ENOMEM: no free
+ * hugepages and no --no-huge).
+ */
+int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
+		   const uint8_t *mac, struct sk_netdev **out);
+
+/* Was skerry built with the DPDK driver? */
+bool sk_netdev_dpdk_built(void);
 
 /* --- RSS ---------------------------------------------------------------- */
 

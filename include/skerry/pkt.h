@@ -39,6 +39,10 @@
 						 * pseudo-header sum in the field */
 #define SK_PKT_RSS_HASH		(1u << 16)	/* @hash holds the device's hash */
 
+/* Ownership flags (sk_pkt.flags). */
+#define SK_PKT_F_EMBEDDED	(1u << 0)	/* the header lives inside the foreign
+						 * buffer: ext_free releases both */
+
 struct sk_pkt {
 	uint8_t *data;		/* first byte of this segment's data */
 	uint32_t len;		/* data bytes in this segment */
@@ -47,7 +51,8 @@ struct sk_pkt {
 	struct sk_pkt *nextpkt;	/* next packet in a queue */
 	uint8_t *buf;		/* start of the buffer (headroom begins here) */
 	uint32_t buf_size;	/* bytes at buf */
-	uint32_t refcnt;
+	uint16_t refcnt;
+	uint16_t flags;		/* SK_PKT_F_* */
 	uint32_t ol_flags;	/* SK_PKT_* */
 	uint32_t hash;		/* RSS hash when SK_PKT_RSS_HASH */
 	uint16_t l2_len, l3_len, l4_len;	/* header sizes for offloads */
@@ -73,6 +78,33 @@ struct sk_pkt *sk_pkt_alloc(void);
 struct sk_pkt *sk_pkt_wrap(uint8_t *buf, uint32_t buf_size, uint8_t *data,
 			   uint32_t len,
 			   void (*ext_free)(struct sk_pkt *p, void *arg), void *arg);
+
+/*
+ * Set up a header that a foreign buffer carries itself (a DPDK mbuf's
+ * private area): no pool header is taken, and when the last reference goes
+ * ext_free(p, arg) releases header and buffer together.  The receive fast
+ * path of such drivers: nothing is allocated or copied.
+ */
+static inline void sk_pkt_init_embedded(struct sk_pkt *p, uint8_t *buf, uint32_t buf_size,
+					uint8_t *data, uint32_t len,
+					void (*ext_free)(struct sk_pkt *p, void *arg),
+					void *arg)
+{
+	p->data = data;
+	p->len = p->pkt_len = len;
+	p->next = p->nextpkt = NULL;
+	p->buf = buf;
+	p->buf_size = buf_size;
+	p->refcnt = 1;
+	p->flags = SK_PKT_F_EMBEDDED;
+	p->ol_flags = 0;
+	p->hash = 0;
+	p->l2_len = p->l3_len = p->l4_len = 0;
+	p->nsegs = 1;
+	p->ext_free = ext_free;
+	p->ext_arg = arg;
+	p->meta[0] = p->meta[1] = 0;
+}
 
 /*
  * Take another reference to one segment (not the chain).  Freeing the

@@ -53,12 +53,13 @@ struct sk_net_config {
 	size_t rx_limit;	/* buffered input per socket before the stack
 				 * stops reading it; 0 = default (256 KiB) */
 	/* Native stack only (NULL: unset). */
-	const char *netdev;	/* "tap:NAME" or "loop" (required) */
+	const char *netdev;	/* "tap:NAME", "loop[:Q]" or "dpdk:VDEV" (required) */
 	const char *ip;		/* "ADDR/PREFIX" (required) */
 	const char *gw;		/* default gateway "ADDR" */
 	const char *mac;	/* "02:00:00:00:00:01"; default: random
 				 * locally administered */
 	const char *fault;	/* fault injection, see sk_fault_parse() */
+	const char *eal;	/* extra DPDK EAL arguments (dpdk: only) */
 };
 
 /*
@@ -72,7 +73,8 @@ struct sk_net_config {
 	  "network stack: posix (kernel sockets via io_uring) or native "      \
 	  "(skerry's TCP/IP over --netdev)" },                                 \
 	{ "netdev", 0, SK_OPT_STRING, &(cfg)->netdev, "DEV",                   \
-	  "native stack device: tap:NAME (Linux tap, one queue per shard) or loop" }, \
+	  "native stack device: tap:NAME (Linux tap, one queue per shard), "    \
+	  "dpdk:VDEV (DPDK virtual device, e.g. dpdk:net_memif0,role=server) or loop" }, \
 	{ "ip", 0, SK_OPT_STRING, &(cfg)->ip, "ADDR/PREFIX",                   \
 	  "native stack: our IPv4 address and subnet, e.g. 10.0.0.2/24" },     \
 	{ "gw", 0, SK_OPT_STRING, &(cfg)->gw, "ADDR",                          \
@@ -80,7 +82,9 @@ struct sk_net_config {
 	{ "mac", 0, SK_OPT_STRING, &(cfg)->mac, "MAC",                         \
 	  "native stack: our MAC address (default: random, locally administered)" }, \
 	{ "netdev-fault", 0, SK_OPT_STRING, &(cfg)->fault, "SPEC",             \
-	  "native stack: inject faults, e.g. drop=0.05,reorder=0.02,dup=0.01,corrupt=0.001,seed=1" }
+	  "native stack: inject faults, e.g. drop=0.05,reorder=0.02,dup=0.01,corrupt=0.001,seed=1" }, \
+	{ "eal", 0, SK_OPT_STRING, &(cfg)->eal, "ARGS",                        \
+	  "dpdk: extra EAL arguments, e.g. '--no-huge -m 512' (--no-pci is always on)" }
 
 /*
  * Check @cfg before starting shards: parse @stack_name into @stack, and

@@ -506,7 +506,7 @@ static int native_parse(const struct sk_net_config *cfg, struct parsed *p, char 
 {
 	memset(p, 0, sizeof(*p));
 	if (!cfg->netdev || !*cfg->netdev) {
-		snprintf(err, errlen, "--stack=native needs --netdev=tap:NAME or --netdev=loop");
+		snprintf(err, errlen, "--stack=native needs --netdev=tap:NAME, dpdk:VDEV or loop");
 		return -EINVAL;
 	}
 	if (!strncmp(cfg->netdev, "loop", 4)) {
@@ -517,11 +517,26 @@ static int native_parse(const struct sk_net_config *cfg, struct parsed *p, char 
 				 cfg->netdev, SK_NETDEV_MAX_QUEUES);
 			return -EINVAL;
 		}
+	} else if (!strncmp(cfg->netdev, "dpdk:", 5)) {
+		if (!sk_netdev_dpdk_built()) {
+			snprintf(err, errlen, "--netdev=%s: this skerry was built without DPDK "
+				 "(install libdpdk-dev and rebuild)", cfg->netdev);
+			return -EINVAL;
+		}
+		if (!cfg->netdev[5] || cfg->netdev[5] == ',') {
+			snprintf(err, errlen, "--netdev: '%s' names no virtual device, e.g. "
+				 "dpdk:net_memif0,role=server,socket=/run/skerry.sock", cfg->netdev);
+			return -EINVAL;
+		}
 	} else if (strncmp(cfg->netdev, "tap:", 4) || !cfg->netdev[4] ||
 		   strlen(cfg->netdev + 4) > 15) {
 		snprintf(err, errlen,
-			 "--netdev: '%s' is not tap:NAME (NAME up to 15 characters) or loop",
-			 cfg->netdev);
+			 "--netdev: '%s' is not tap:NAME (NAME up to 15 characters), "
+			 "dpdk:VDEV or loop", cfg->netdev);
+		return -EINVAL;
+	}
+	if (cfg->eal && strncmp(cfg->netdev, "dpdk:", 5)) {
+		snprintf(err, errlen, "--eal needs --netdev=dpdk:VDEV");
 		return -EINVAL;
 	}
 	if (!cfg->ip || parse_ip(cfg->ip, &p->ip, &p->prefix) || !p->ip ||
@@ -586,6 +601,12 @@ static int group_open(const struct sk_net_config *cfg)
 		/* loop:Q gives Q queues (fewer than shards: software RSS). */
 		unsigned q = cfg->netdev[4] ? (unsigned)atoi(cfg->netdev + 5) : n;
 		r = sk_netdev_loop_self(q, 0, p->has_mac ? p->mac : NULL, &dev);
+	} else if (!strncmp(cfg->netdev, "dpdk:", 5)) {
+		/* The driver logs why it failed (EAL, hugepages, the PMD). */
+		r = sk_netdev_dpdk(cfg->netdev + 5, cfg->eal, n, p->has_mac ? p->mac : NULL,
+				   &dev);
+		if (r)
+			return r;
 	} else {
 		const char *name = cfg->netdev + 4;
 		if (!sk_netdev_tap_exists(name)) {

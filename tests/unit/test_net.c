@@ -46,6 +46,9 @@ static sk_future net_up(void *arg)
 #ifdef SK_TEST_NATIVE
 	struct sk_net_config cfg = { .stack = SK_STACK_NATIVE, .netdev = SK_TEST_NETDEV,
 				     .ip = TEST_HOST "/24" };
+#ifdef SK_TEST_EAL
+	cfg.eal = SK_TEST_EAL;
+#endif
 #else
 	struct sk_net_config cfg = { .stack = SK_STACK_POSIX };
 #endif

@@ -1,0 +1,735 @@
+/*
+ * dpdk.c - a DPDK ethdev as a netdev, on virtual devices only.
+ *
+ * Roadmap:
+ *   eal_start   once per process.  skerry's rules come first on EAL's
+ *               command line - --no-pci, --in-memory, a per-process
+ *               --file-prefix, the main lcore on the calling thread's CPUs,
+ *               quiet logging - then the user's --eal arguments.  PCI still
+ *               enabled afterwards is refused; the caller's CPU affinity
+ *               (which EAL changes) is put back.
+ *   port_open   the vdev's port must sit on the vdev bus and belong to one
+ *               of the allowed drivers.  An mbuf pool whose private area
+ *               holds an sk_pkt header; one rx/tx queue pair per shard;
+ *               RSS with sk_rss_key, rx interrupts and checksum offloads
+ *               wherever the PMD takes them (configure falls back step by
+ *               step when it does not).
+ *   rx          rte_eth_rx_burst; every mbuf segment becomes the sk_pkt in
+ *               its own private area - no copy, no allocation; freeing the
+ *               sk_pkt frees the mbuf.
+ *   tx          an sk_pkt that is a whole mbuf of ours goes as it is;
+ *               anything else (the stack's own buffers, chains) is copied
+ *               into one fresh mbuf.
+ *   sleeping    rx_pending (asked just before the shard sleeps) arms the
+ *               queue's rx interrupt, then peeks a burst into the queue's
+ *               stash; wait_fd is the interrupt's descriptor; the first
+ *               rx_burst after waking disarms it, so a busy shard costs
+ *               the peer no notifications.  A PMD without rx interrupts is
+ *               polled: next_event asks to be woken again soon.
+ *
+ * Queues are driven by one shard each (sk_netdev_attach registers that
+ * thread as an lcore, giving it a mempool cache).  An mbuf may be freed on
+ * any shard: the mempool is thread-safe, only its cache is per lcore.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "skerry/alloc.h"
+#include "skerry/log.h"
+#include "skerry/netdev.h"
+#include "skerry/reactor.h"
+
+#define DP_BURST	64		/* mbufs per rte_eth_*_burst call */
+#define DP_RX_DESC	1024
+#define DP_TX_DESC	1024
+/* Per queue: both rings full, plus what sockets hold while the app reads
+ * (TCP keeps received payloads zero-copy) and the mempool caches. */
+#define DP_MBUFS_PER_QUEUE 8192
+#define DP_MBUF_CACHE	256
+#define DP_EAL_ARGS_MAX	64
+/* A PMD without rx interrupts is looked at this often while idle. */
+#define DP_POLL_NS	(200 * 1000)
+/* memif client: how long to wait at start for the server to answer. */
+#define DP_LINK_WAIT_MS 2000
+
+/* The virtual devices skerry may drive.  Never a PCI device: the machine's
+ * real NICs are not ours to take. */
+static const char *const dp_allowed[] = {
+	"net_memif", "net_tap", "net_af_packet", "net_ring", "net_null",
+};
+
+struct dp_queue {
+	struct rte_mbuf *stash[DP_BURST];	/* peeked by rx_pending */
+	unsigned nstash, stash_pos;
+	int intr_fd;		/* rx interrupt descriptor, -1: poll */
+	bool intr_drain;	/* the descriptor is an eventfd to empty */
+	bool armed;		/* interrupt enabled (the shard is asleep) */
+} __rte_cache_aligned;
+
+struct dp_dev {
+	struct sk_netdev dev;
+	uint16_t port;
+	bool started;
+	bool intr;		/* configured with rx interrupts */
+	struct rte_mempool *pool;
+	uint64_t tx_ol_ip, tx_ol_tcp, tx_ol_udp;	/* mbuf flags when offered */
+	struct dp_queue q[SK_NETDEV_MAX_QUEUES];
+};
+
+static inline struct dp_dev *dp_of(struct sk_netdev *d)
+{
+	return d->priv;
+}
+
+/* --- EAL ---------------------------------------------------------------- */
+
+static struct {
+	bool tried;
+	int err;		/* 0 up, else why it failed (for good) */
+} eal;
+
+static bool has_word(const char *args, const char *w)
+{
+	size_t n = strlen(w);
+	for (const char *s = args; s && (s = strstr(s, w)) != NULL; s += n)
+		if ((s == args || s[-1] == ' ') && (s[n] == 0 || s[n] == ' ' || s[n] == '='))
+			return true;
+	return false;
+}
+
+/* Free 2 MB (default size) hugepages, from /proc/meminfo. */
+static long free_hugepages(void)
+{
+	char line[128];
+	long n = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Free: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* "0,1,5" from a CPU set, for --lcores. */
+static void cpu_list(const cpu_set_t *set, char *out, size_t len)
+{
+	size_t n = 0;
+	out[0] = 0;
+	for (int c = 0; c < CPU_SETSIZE && n + 8 < len; c++)
+		if (CPU_ISSET(c, set))
+			n += (size_t)snprintf(out + n, len - n, "%s%d", n ? "," : "", c);
+}
+
+static int eal_start(const char *vdev, const char *user_args)
+{
+	static char argbuf[4096];
+	static char prefix[64], lcores[600], vdev_arg[1024];
+	char *argv[DP_EAL_ARGS_MAX + 1];
+	int argc = 0;
+	cpu_set_t cpus;
+	bool have_cpus;
+
+	if (eal.tried)
+		return eal.err ? eal.err : -EALREADY;
+	eal.tried = true;
+	eal.err = -EINVAL;
+
+	if (has_word(user_args, "-a") || has_word(user_args, "--allow") ||
+	    has_word(user_args, "-w") || has_word(user_args, "--pci-whitelist") ||
+	    has_word(user_args, "--vfio-intr") || has_word(user_args, "--vfio-vf-token")) {
+		sk_log_error("dpdk: --eal '%s' names PCI devices; skerry runs DPDK with "
+			     "--no-pci, on virtual devices only", user_args);
+		return eal.err;
+	}
+	if (!has_word(user_args, "--no-huge") && free_hugepages() <= 0) {
+		sk_log_error("dpdk: no free hugepages; set some up as root (scripts/hugepages "
+			     "setup 512) or run without them: --eal '--no-huge -m 512'");
+		return eal.err = -ENOMEM;
+	}
+	have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
+	snprintf(prefix, sizeof(prefix), "--file-prefix=skerry-%d", (int)getpid());
+	snprintf(vdev_arg, sizeof(vdev_arg), "--vdev=%s", vdev);
+	argv[argc++] = "skerry";
+	argv[argc++] = "--no-pci";
+	/* Nothing shared with other processes, nothing left in /dev/hugepages
+	 * or /var/run/dpdk: --in-memory, or without hugepages (which it does
+	 * not combine with) --no-shconf. */
+	argv[argc++] = has_word(user_args, "--no-huge") ? "--no-shconf" : "--in-memory";
+	argv[argc++] = prefix;
+	argv[argc++] = "--no-telemetry";
+	argv[argc++] = "--log-level=warning";
+	if (have_cpus) {
+		/* lcore 0 is this thread, on the CPUs it may already use; the
+		 * other shards register lcores of their own when they attach. */
+		char list[512];
+		cpu_list(&cpus, list, sizeof(list));
+		snprintf(lcores, sizeof(lcores), "--lcores=0@(%s)", list);
+		argv[argc++] = lcores;
+	}
+	argv[argc++] = vdev_arg;
+	if (user_args) {
+		snprintf(argbuf, sizeof(argbuf), "%s", user_args);
+		for (char *save = NULL, *t = strtok_r(argbuf, " \t", &save); t;
+		     t = strtok_r(NULL, " \t", &save)) {
+			if (argc == DP_EAL_ARGS_MAX) {
+				sk_log_error("dpdk: too many --eal arguments (%d at most)",
+					     DP_EAL_ARGS_MAX - 8);
+				return eal.err;
+			}
+			argv[argc++] = t;
+		}
+	}
+	argv[argc] = NULL;
+
+	if (rte_eal_init(argc, argv) < 0) {
+		int e = rte_errno;
+		sk_log_error("dpdk: EAL initialisation failed: %s%s", rte_strerror(e),
+			     e == ENOMEM ? " (not enough hugepages? scripts/hugepages setup 512, "
+					   "or --eal '--no-huge -m 512')" : "");
+		if (have_cpus)
+			sched_setaffinity(0, sizeof(cpus), &cpus);
+		return eal.err = -(e ? e : EINVAL);
+	}
+	/* EAL pinned this thread to its lcore's CPUs; the shard's own
+	 * placement (--cpuset) stands. */
+	if (have_cpus)
+		sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (rte_eal_has_pci()) {
+		sk_log_error("dpdk: PCI is enabled in EAL; skerry refuses to run without --no-pci");
+		rte_eal_cleanup();
+		return eal.err = -EPERM;
+	}
+	return eal.err = 0;
+}
+
+/* --- receive ------------------------------------------------------------ */
+
+static void dp_mbuf_free(struct sk_pkt *p, void *arg)
+{
+	(void)p;
+	rte_pktmbuf_free_seg(arg);
+}
+
+static inline struct sk_pkt *pkt_of(struct rte_mbuf *m)
+{
+	return rte_mbuf_to_priv(m);
+}
+
+static inline uint32_t rx_flags(const struct rte_mbuf *m)
+{
+	uint32_t f = 0;
+	uint64_t ip = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	if (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		f |= SK_PKT_RX_IP_CSUM_GOOD;
+	else if (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD)
+		f |= SK_PKT_RX_CSUM_BAD;
+	if (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		f |= SK_PKT_RX_L4_CSUM_GOOD;
+	else if (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		f |= SK_PKT_RX_CSUM_BAD;
+	if (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH)
+		f |= SK_PKT_RSS_HASH;
+	return f;
+}
+
+/* The mbuf chain @m as an sk_pkt chain, in place. */
+static inline struct sk_pkt *mbuf_to_pkt(struct rte_mbuf *m)
+{
+	struct sk_pkt *head = NULL, **tail = &head;
+
+	for (struct rte_mbuf *s = m; s; s = s->next) {
+		struct sk_pkt *p = pkt_of(s);
+		sk_pkt_init_embedded(p, s->buf_addr, s->buf_len, rte_pktmbuf_mtod(s, uint8_t *),
+				     s->data_len, dp_mbuf_free, s);
+		*tail = p;
+		tail = &p->next;
+	}
+	head->pkt_len = m->pkt_len;
+	head->nsegs = m->nb_segs;
+	head->ol_flags = rx_flags(m);
+	head->hash = m->hash.rss;
+	return head;
+}
+
+static unsigned dp_rx(struct sk_netdev *d, unsigned q, struct sk_pkt **pkts, unsigned n)
+{
+	struct dp_dev *x = dp_of(d);
+	struct dp_queue *dq = &x->q[q];
+	struct sk_netdev_stats *st = &d->stats[q];
+	struct rte_mbuf *m[DP_BURST];
+	unsigned got = 0;
+
+	if (unlikely(dq->armed)) {
+		/* Awake again: polling, the peer need not notify us. */
+		rte_eth_dev_rx_intr_disable(x->port, (uint16_t)q);
+		dq->armed = false;
+	}
+	if (n > DP_BURST)
+		n = DP_BURST;
+	while (dq->stash_pos < dq->nstash && got < n)
+		m[got++] = dq->stash[dq->stash_pos++];
+	if (got < n)
+		got += rte_eth_rx_burst(x->port, (uint16_t)q, m + got, (uint16_t)(n - got));
+	for (unsigned i = 0; i < got; i++) {
+		pkts[i] = mbuf_to_pkt(m[i]);
+		st->rx_bytes += m[i]->pkt_len;
+	}
+	st->rx_packets += got;
+	return got;
+}
+
+/* --- transmit ----------------------------------------------------------- */
+
+static inline void tx_offloads(const struct dp_dev *x, const struct sk_pkt *p,
+			       struct rte_mbuf *m)
+{
+	m->ol_flags = 0;
+	if (!(p->ol_flags & (SK_PKT_TX_IP_CSUM | SK_PKT_TX_L4_CSUM)))
+		return;
+	m->l2_len = p->l2_len;
+	m->l3_len = p->l3_len;
+	m->ol_flags = RTE_MBUF_F_TX_IPV4;
+	if (p->ol_flags & SK_PKT_TX_IP_CSUM)
+		m->ol_flags |= x->tx_ol_ip;
+	if (p->ol_flags & SK_PKT_TX_L4_CSUM) {
+		const struct rte_ipv4_hdr *ip =
+			rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, m->l2_len);
+		m->ol_flags |= ip->next_proto_id == IPPROTO_TCP ? x->tx_ol_tcp : x->tx_ol_udp;
+	}
+}
+
+/* An mbuf carrying @p: its own when it is a whole, unshared mbuf segment of
+ * ours (zero copy, *own set), otherwise a copy.  NULL: the pool is empty
+ * or the packet is larger than an mbuf (the MTU is clamped to the buffer,
+ * so this does not happen). */
+static inline struct rte_mbuf *pkt_to_mbuf(struct dp_dev *x, struct sk_pkt *p, bool *own)
+{
+	struct rte_mbuf *m;
+
+	if ((p->flags & SK_PKT_F_EMBEDDED) && p->ext_free == dp_mbuf_free && p->refcnt == 1 &&
+	    !p->next && rte_mbuf_refcnt_read(p->ext_arg) == 1) {
+		m = p->ext_arg;
+		m->data_off = (uint16_t)(p->data - (uint8_t *)m->buf_addr);
+		m->data_len = (uint16_t)p->len;
+		m->pkt_len = p->len;
+		m->nb_segs = 1;
+		m->next = NULL;
+		*own = true;
+	} else {
+		m = rte_pktmbuf_alloc(x->pool);
+		if (unlikely(!m))
+			return NULL;
+		uint8_t *dst = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)p->pkt_len);
+		if (unlikely(!dst || p->pkt_len > UINT16_MAX)) {
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		for (const struct sk_pkt *s = p; s; s = s->next) {
+			memcpy(dst, s->data, s->len);
+			dst += s->len;
+		}
+		*own = false;
+	}
+	tx_offloads(x, p, m);
+	return m;
+}
+
+static unsigned dp_tx(struct sk_netdev *d, unsigned q, struct sk_pkt **pkts, unsigned n)
+{
+	struct dp_dev *x = dp_of(d);
+	struct sk_netdev_stats *st = &d->stats[q];
+	struct rte_mbuf *m[DP_BURST];
+	bool own[DP_BURST];
+	unsigned k, sent;
+
+	if (n > DP_BURST)
+		n = DP_BURST;
+	for (k = 0; k < n; k++) {
+		m[k] = pkt_to_mbuf(x, pkts[k], &own[k]);
+		if (unlikely(!m[k]))
+			break;
+	}
+	if (unlikely(k == 0 && n > 0)) {
+		/* Out of mbufs: drop the head so the queue moves (as a NIC
+		 * dropping on a full ring would); TCP retransmits. */
+		st->tx_dropped++;
+		sk_pkt_free(pkts[0]);
+		return 1;
+	}
+	sent = rte_eth_tx_burst(x->port, (uint16_t)q, m, (uint16_t)k);
+	for (unsigned i = 0; i < k; i++) {
+		if (i < sent) {
+			st->tx_bytes += pkts[i]->pkt_len;
+			/* The mbuf now holds the data: an sk_pkt that is the
+			 * mbuf itself went with it, a copied one is done. */
+			if (!own[i])
+				sk_pkt_free(pkts[i]);
+		} else if (!own[i]) {
+			rte_pktmbuf_free(m[i]);	/* the caller keeps pkts[i] */
+		}
+	}
+	st->tx_packets += sent;
+	return sent;
+}
+
+/* --- control ------------------------------------------------------------ */
+
+/* Stop and close the port, and take its device off the bus so that the
+ * same vdev can be opened again later in this process. */
+static void port_release(struct dp_dev *x)
+{
+	struct rte_eth_dev_info di;
+	struct rte_device *dev = NULL;
+
+	if (rte_eth_dev_info_get(x->port, &di) == 0)
+		dev = di.device;
+	if (x->started)
+		rte_eth_dev_stop(x->port);
+	rte_eth_dev_close(x->port);
+	if (dev)
+		rte_dev_remove(dev);
+	if (x->pool)
+		rte_mempool_free(x->pool);
+}
+
+static int dp_attach(struct sk_netdev *d, unsigned q)
+{
+	struct dp_dev *x = dp_of(d);
+	struct dp_queue *dq = &x->q[q];
+
+	/* An lcore id of its own gives the shard a mempool cache. */
+	if (rte_lcore_id() == LCORE_ID_ANY && rte_thread_register() < 0)
+		sk_log_warn("dpdk: shard on queue %u runs without an lcore (%s): "
+			    "slower mbuf allocation", q, rte_strerror(rte_errno));
+	dq->intr_fd = -1;
+	int fd = x->intr ? rte_eth_dev_rx_intr_ctl_q_get_fd(x->port, (uint16_t)q) : -1;
+	if (fd >= 0) {
+		char path[64], link[64] = "";
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t l = readlink(path, link, sizeof(link) - 1);
+		link[l > 0 ? l : 0] = 0;
+		/* An eventfd (memif) says "notified" until read; a tap queue's
+		 * descriptor is readable exactly while frames wait. */
+		dq->intr_drain = strstr(link, "eventfd") != NULL;
+		if (dq->intr_drain)
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		dq->intr_fd = fd;
+	}
+	return 0;
+}
+
+static bool dp_rx_pending(struct sk_netdev *d, unsigned q)
+{
+	struct dp_dev *x = dp_of(d);
+	struct dp_queue *dq = &x->q[q];
+
+	if (dq->stash_pos < dq->nstash)
+		return true;
+	/* About to sleep: ask for a notification first, then look, so that a
+	 * packet arriving in between is either seen here or notified. */
+	if (dq->intr_fd >= 0 && !dq->armed &&
+	    rte_eth_dev_rx_intr_enable(x->port, (uint16_t)q) == 0) {
+		dq->armed = true;
+		if (dq->intr_drain) {
+			uint64_t v;
+			while (read(dq->intr_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+				;
+		}
+	}
+	dq->stash_pos = 0;
+	dq->nstash = rte_eth_rx_burst(x->port, (uint16_t)q, dq->stash, DP_BURST);
+	return dq->nstash > 0;
+}
+
+static int dp_wait_fd(struct sk_netdev *d, unsigned q)
+{
+	struct dp_queue *dq = &dp_of(d)->q[q];
+	return dq->armed ? dq->intr_fd : -1;
+}
+
+static uint64_t dp_next_event(struct sk_netdev *d, unsigned q)
+{
+	struct dp_queue *dq = &dp_of(d)->q[q];
+	return dq->armed ? UINT64_MAX : sk_now_ns() + DP_POLL_NS;
+}
+
+static void dp_close(struct sk_netdev *d)
+{
+	struct dp_dev *x = dp_of(d);
+
+	for (unsigned q = 0; q < d->nqueues; q++) {
+		struct dp_queue *dq = &x->q[q];
+		while (dq->stash_pos < dq->nstash)
+			rte_pktmbuf_free(dq->stash[dq->stash_pos++]);
+	}
+	port_release(x);
+	sk_free(x);
+}
+
+static const struct sk_netdev_ops dp_ops = {
+	.attach = dp_attach,
+	.wait_fd = dp_wait_fd,
+	.next_event = dp_next_event,
+	.rx_pending = dp_rx_pending,
+	.close = dp_close,
+};
+
+/* --- opening a port ----------------------------------------------------- */
+
+enum { TRY_RSS = 1, TRY_INTR = 2 };
+
+/* Configure and set up the queues with the features in @try; 0 or the
+ * PMD's error. */
+static int port_configure(struct dp_dev *x, const struct rte_eth_dev_info *di,
+			  unsigned nq, unsigned try, uint64_t rx_ol, uint64_t tx_ol)
+{
+	static uint8_t key[40];
+	struct rte_eth_conf conf;
+	uint16_t nrx = DP_RX_DESC, ntx = DP_TX_DESC;
+	int r;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.rxmode.offloads = rx_ol;
+	conf.txmode.offloads = tx_ol;
+	if (try & TRY_RSS) {
+		memcpy(key, sk_rss_key, sizeof(key));
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_key = key;
+		conf.rx_adv_conf.rss_conf.rss_key_len = sizeof(key);
+		conf.rx_adv_conf.rss_conf.rss_hf = di->flow_type_rss_offloads &
+			(RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP);
+	}
+	if (try & TRY_INTR)
+		conf.intr_conf.rxq = 1;
+	r = rte_eth_dev_configure(x->port, (uint16_t)nq, (uint16_t)nq, &conf);
+	if (r)
+		return r;
+	r = rte_eth_dev_adjust_nb_rx_tx_desc(x->port, &nrx, &ntx);
+	if (r)
+		return r;
+	for (unsigned q = 0; q < nq && !r; q++) {
+		struct rte_eth_rxconf rxc = di->default_rxconf;
+		struct rte_eth_txconf txc = di->default_txconf;
+		rxc.offloads = rx_ol;
+		txc.offloads = tx_ol;
+		r = rte_eth_rx_queue_setup(x->port, (uint16_t)q, nrx, (unsigned)rte_socket_id(),
+					   &rxc, x->pool);
+		if (!r)
+			r = rte_eth_tx_queue_setup(x->port, (uint16_t)q, ntx,
+						   (unsigned)rte_socket_id(), &txc);
+	}
+	if (!r)
+		r = rte_eth_dev_start(x->port);
+	return r;
+}
+
+static bool driver_allowed(const struct rte_eth_dev_info *di)
+{
+	const struct rte_bus *bus = di->device ? rte_dev_bus(di->device) : NULL;
+
+	if (!bus || strcmp(rte_bus_name(bus), "vdev"))
+		return false;
+	for (size_t i = 0; i < sizeof(dp_allowed) / sizeof(dp_allowed[0]); i++)
+		if (!strcmp(di->driver_name, dp_allowed[i]))
+			return true;
+	return false;
+}
+
+static int port_open(const char *vdev, unsigned nq, const uint8_t *mac, struct dp_dev *x,
+		     char *why, size_t whylen)
+{
+	struct rte_eth_dev_info di;
+	char name[RTE_DEV_NAME_MAX_LEN], pool_name[RTE_MEMPOOL_NAMESIZE];
+	struct rte_ether_addr ea;
+	uint64_t rx_ol = 0, tx_ol = 0;
+	static const unsigned tries[] = { TRY_RSS | TRY_INTR, TRY_INTR, TRY_RSS, 0 };
+	int r = -ENODEV;
+
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(vdev, ","), vdev);
+	if (rte_eth_dev_get_port_by_name(name, &x->port)) {
+		snprintf(why, whylen, "no port %s after EAL start (is the vdev name right? "
+			 "net_memifN, net_tapN, net_af_packetN, net_ringN, net_nullN)", name);
+		return -ENODEV;
+	}
+	if ((r = rte_eth_dev_info_get(x->port, &di))) {
+		snprintf(why, whylen, "cannot read port %s: %s", name, rte_strerror(-r));
+		return r;
+	}
+	if (!driver_allowed(&di)) {
+		snprintf(why, whylen, "port %s (driver %s) is not an allowed virtual device; "
+			 "skerry drives only net_memif, net_tap, net_af_packet, net_ring and "
+			 "net_null", name, di.driver_name);
+		return -EPERM;
+	}
+	if (nq > di.max_rx_queues || nq > di.max_tx_queues) {
+		snprintf(why, whylen, "%s has %u rx / %u tx queues, %u shards need one pair each",
+			 di.driver_name, di.max_rx_queues, di.max_tx_queues, nq);
+		return -EINVAL;
+	}
+	snprintf(pool_name, sizeof(pool_name), "sk_mbuf_%u", x->port);
+	x->pool = rte_pktmbuf_pool_create(pool_name, nq * DP_MBUFS_PER_QUEUE - 1, DP_MBUF_CACHE,
+					  (uint16_t)RTE_ALIGN_CEIL(sizeof(struct sk_pkt),
+								   RTE_MBUF_PRIV_ALIGN),
+					  RTE_PKTMBUF_HEADROOM + SK_PKT_DATAROOM, SOCKET_ID_ANY);
+	if (!x->pool) {
+		snprintf(why, whylen, "cannot create the mbuf pool (%u mbufs): %s%s",
+			 nq * DP_MBUFS_PER_QUEUE - 1, rte_strerror(rte_errno),
+			 rte_errno == ENOMEM ? " - more hugepages, or a larger -m with --no-huge" : "");
+		return -ENOMEM;
+	}
+
+	/* Checksums: all three or none, per direction, as the stack asks for
+	 * IPv4 and TCP/UDP together. */
+	const uint64_t ck = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+			    RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+	const uint64_t tck = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
+			     RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+	if ((di.rx_offload_capa & ck) == ck)
+		rx_ol = ck;
+	if ((di.tx_offload_capa & tck) == tck)
+		tx_ol = tck;
+
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		unsigned t = tries[i];
+		if ((t & TRY_RSS) && (nq < 2 || !(di.flow_type_rss_offloads &
+						  RTE_ETH_RSS_NONFRAG_IPV4_TCP)))
+			continue;
+		/* ethdev has no flag for rx interrupts; these two have them
+		 * (asking the others only fills the log with refusals). */
+		if ((t & TRY_INTR) && strcmp(di.driver_name, "net_memif") &&
+		    strcmp(di.driver_name, "net_tap"))
+			continue;
+		r = port_configure(x, &di, nq, t, rx_ol, tx_ol);
+		if (r == 0) {
+			x->intr = t & TRY_INTR;
+			/* The kernel, not a Toeplitz table, picks a tap
+			 * queue: the stack's software RSS does the rest. */
+			if ((t & TRY_RSS) && strcmp(di.driver_name, "net_tap"))
+				x->dev.offloads |= SK_NETDEV_RSS;
+			break;
+		}
+		rte_eth_dev_stop(x->port);
+	}
+	if (r) {
+		snprintf(why, whylen, "cannot start %s with %u queue pair%s: %s", name, nq,
+			 nq == 1 ? "" : "s", rte_strerror(r < 0 ? -r : r));
+		return r < 0 ? r : -r;
+	}
+	x->started = true;
+	if (rx_ol)
+		x->dev.offloads |= SK_NETDEV_RX_CSUM;
+	if (tx_ol) {
+		x->dev.offloads |= SK_NETDEV_TX_IP_CSUM | SK_NETDEV_TX_L4_CSUM;
+		x->tx_ol_ip = RTE_MBUF_F_TX_IP_CKSUM;
+		x->tx_ol_tcp = RTE_MBUF_F_TX_TCP_CKSUM;
+		x->tx_ol_udp = RTE_MBUF_F_TX_UDP_CKSUM;
+	}
+
+	if (mac) {
+		memcpy(ea.addr_bytes, mac, 6);
+		/* A PMD that cannot change it (memif) does not filter either:
+		 * the stack simply uses @mac. */
+		rte_eth_dev_default_mac_addr_set(x->port, &ea);
+		memcpy(x->dev.mac, mac, 6);
+	} else if (!strcmp(di.driver_name, "net_tap") ||
+		   !strcmp(di.driver_name, "net_af_packet")) {
+		/* These ports report the kernel interface's own MAC; a host
+		 * sharing it with us would see our ARP as its own (and the
+		 * kernel would answer our TCP with resets).  A MAC of our own
+		 * instead, locally administered, and promiscuous reception. */
+		rte_eth_random_addr(x->dev.mac);
+		rte_eth_promiscuous_enable(x->port);
+	} else if (rte_eth_macaddr_get(x->port, &ea) == 0) {
+		memcpy(x->dev.mac, ea.addr_bytes, 6);
+	}
+	uint16_t mtu = 1500;
+	rte_eth_dev_get_mtu(x->port, &mtu);
+	x->dev.mtu = mtu;
+
+	/* A memif client connects in the background; give it a moment so the
+	 * first packets are not lost to a link that is not up yet. */
+	struct rte_eth_link link = { 0 };
+	bool waits = !strcmp(di.driver_name, "net_memif") && strstr(vdev, "role=client");
+	for (int ms = 0; ms <= (waits ? DP_LINK_WAIT_MS : 0); ms += 10) {
+		if (rte_eth_link_get_nowait(x->port, &link) == 0 && link.link_status)
+			break;
+		if (waits)
+			usleep(10 * 1000);
+	}
+	x->dev.link_up = true;	/* the stack sends regardless; lost packets are
+				 * retried */
+	snprintf(x->dev.name, sizeof(x->dev.name), "%.31s", name);
+	return 0;
+}
+
+int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
+		   const uint8_t *mac, struct sk_netdev **out)
+{
+	struct dp_dev *x;
+	char why[300];
+	int r;
+
+	if (!vdev || !*vdev || nqueues == 0 || nqueues > SK_NETDEV_MAX_QUEUES)
+		return -EINVAL;
+	r = eal_start(vdev, eal_args);
+	if (r == -EALREADY) {
+		/* EAL runs once per process; a later port is hot-plugged. */
+		char name[RTE_DEV_NAME_MAX_LEN];
+		uint16_t port;
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(vdev, ","), vdev);
+		if (rte_eth_dev_get_port_by_name(name, &port) &&
+		    (r = rte_dev_probe(vdev)) != 0) {
+			sk_log_error("dpdk: cannot add virtual device %s: %s", vdev,
+				     rte_strerror(-r));
+			return -ENODEV;
+		}
+	} else if (r) {
+		return r;
+	}
+	x = sk_alloc_aligned(RTE_CACHE_LINE_SIZE, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	memset(x, 0, sizeof(*x));
+	for (unsigned q = 0; q < SK_NETDEV_MAX_QUEUES; q++)
+		x->q[q].intr_fd = -1;
+	x->dev.priv = x;
+	x->dev.nqueues = nqueues;
+	r = port_open(vdev, nqueues, mac, x, why, sizeof(why));
+	if (r) {
+		sk_log_error("dpdk: %s", why);
+		if (r != -ENODEV)
+			port_release(x);
+		sk_free(x);
+		return r;
+	}
+	x->dev.rx_burst = dp_rx;
+	x->dev.tx_burst = dp_tx;
+	x->dev.ops = &dp_ops;
+	*out = &x->dev;
+	return 0;
+}
+
+bool sk_netdev_dpdk_built(void)
+{
+	return true;
+}
