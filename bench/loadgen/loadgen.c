@@ -1,6 +1,7 @@
 /*
- * loadgen.c - skerry-loadgen: a memcached text-protocol load generator built
- * on skerry's own runtime and socket API.
+ * loadgen.c - skerry-loadgen: a memcached (text protocol) and HTTP/1.1 load
+ * generator built on skerry's own runtime and socket API, on either stack
+ * (--stack=posix, or native over a tap or DPDK netdev).
  *
  * Roadmap:
  *   main        options; the request script (every request's bytes built
@@ -17,6 +18,10 @@
  *               completes the oldest in-flight requests and sends as many
  *               new ones as the next slice of the script - one or two
  *               sk_write_ref calls, no formatting, no allocation.
+ *               --proto http: the script is N copies of one keep-alive
+ *               GET; a response is a status line, header lines (only
+ *               Content-Length and Connection matter) and a body skipped
+ *               in place like a value.
  *   timing      one clock read per read callback; the send times of the
  *               requests in flight sit in a per-connection ring; latencies
  *               go into a per-shard log-linear histogram (hist.h).  Only
@@ -26,13 +31,23 @@
  * Sets carry every request's value (no noreply): every request is answered
  * and checked.  A protocol error (an unexpected line, a value of the wrong
  * length, a key that was not asked for) counts as an error and drops that
- * connection; the exit status is then 1.
+ * connection; the exit status is then 1.  An HTTP response counts as an
+ * error too when it is not 2xx (the connection goes on), and when it is
+ * malformed, has no Content-Length or says Connection: close (the
+ * connection is dropped; there is no reconnect).
+ *
+ * --verify: a set's value is its key's 8 digits repeated, and every value
+ * a get returns is compared with that, byte by byte (in its own parser
+ * state, so the plain path is untouched).  A mismatch counts as an error
+ * and as a verify error; the stream stays in step.  For HTTP, every body
+ * must be as long as the first one the shard saw.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -52,7 +67,10 @@
 #define MAX_MULTIGET 100
 #define MAX_VALUE (512 * 1024)
 #define MAX_DURATION 600
-#define LINE_MAX_LEN 256	/* longest response line we accept */
+#define LINE_MAX_LEN 1024	/* longest response line we accept when a
+				 * buffer edge cuts it (HTTP headers) */
+#define PATH_MAX_LEN 1024	/* --path */
+#define HTTP_MAX_BODY (1u << 31)
 /* Script length: enough requests that key choice looks random, bounded in
  * bytes so that big values or multi-gets do not take much memory. */
 #define SCRIPT_MAX_REQS 65536u
@@ -66,8 +84,9 @@ static struct {
 	const char *server;
 	unsigned long long conns, depth, keys, value_size, multiget, duration,
 		warmup, seed, server_pid, batch;
-	const char *get_ratio_s;
-	bool preload;
+	const char *get_ratio_s, *proto_s, *path;
+	bool preload, verify;
+	bool http;		/* --proto http */
 	double get_ratio;
 	unsigned nkeys_per_get;	/* max(1, multiget) */
 	struct sk_sockaddr addr;
@@ -83,9 +102,14 @@ static struct {
 	.seed = 1,
 	.batch = 1,
 	.get_ratio_s = "0.9",
+	.proto_s = "memcached",
+	.path = "/",
 };
 
-enum { REQ_GET, REQ_SET };
+/* --stack and the native stack's options (SK_NET_OPTIONS). */
+static struct sk_net_config netcfg = { .stack = SK_STACK_POSIX };
+
+enum { REQ_GET, REQ_SET, REQ_HTTP };
 
 /* Requests 0..n-1 back to back in bytes[]; request i is bytes[off[i]] up to
  * bytes[off[i+1]].  Connections walk it cyclically from random places, so
@@ -100,7 +124,8 @@ static struct {
 /* --- per shard -------------------------------------------------------------- */
 
 enum { PH_IDLE, PH_PRELOAD, PH_RUN, PH_DRAIN };
-enum { P_LINE, P_DATA, P_CR, P_LF };
+/* P_LINE is also HTTP's status line; P_VDATA is P_DATA under --verify. */
+enum { P_LINE, P_DATA, P_CR, P_LF, P_VDATA, H_HEAD, H_BODY };
 
 struct lg_shard;
 
@@ -118,16 +143,27 @@ struct conn {
 	bool closing;		/* close or abort started: s is not ours any more */
 	bool preloading;	/* every request in flight is a preload set */
 	bool pre_done;
-	uint32_t data_left;	/* value bytes still to skip */
+	uint32_t data_left;	/* value (or body) bytes still to skip */
 	uint16_t vals;		/* VALUE blocks of the current get */
 	uint16_t keyi;		/* next key of the current get to match */
 	uint16_t linelen;
+	/* Off the memcached hot path: --verify, and the HTTP response. */
+	bool vbad;		/* --verify: the value differs */
+	bool h_len_seen, h_close, h_chunked;
+	uint16_t h_status;
+	uint32_t h_len;		/* Content-Length */
+	uint32_t voff;		/* --verify: offset in the value */
+	const uint8_t *vdig;	/* --verify: the value's key's 8 digits
+				 * (in the script) */
 	char line[LINE_MAX_LEN];
 };
 
 struct lg_stats {
 	uint64_t reqs, gets, sets, keyops, hits, misses;
-	uint64_t errors;	/* protocol and connection errors */
+	uint64_t errors;	/* protocol and connection errors, non-2xx,
+				 * verify errors */
+	uint64_t verify_errors;	/* --verify: wrong values / body lengths */
+	uint64_t bytes;		/* HTTP body bytes (memcached: from hits) */
 	uint64_t reads, writes;	/* read callbacks and writes: batching */
 	uint64_t t_start, t_stop;	/* the shard's counting window */
 };
@@ -145,8 +181,9 @@ struct lg_shard {
 	struct sk_timer warm_t, end_t, drain_t;
 	struct sk_stop_hook stop_hook;
 	uint8_t *set_tmpl;	/* "set key:XXXXXXXX 0 0 N\r\n<value>\r\n" */
-	uint32_t set_len;
-	bool logged_error;
+	uint32_t set_len, set_val;	/* its length, where the value starts */
+	int64_t http_len;	/* --verify: the first body length, -1 */
+	bool logged_error, logged_status, logged_verify;
 	struct lg_stats st;
 	struct hist h;
 } __attribute__((aligned(64)));
@@ -264,6 +301,13 @@ static int conn_send_run(struct conn *c)
 	return 0;
 }
 
+/* --verify: key:DDDDDDDD's value is DDDDDDDD repeated. */
+static void fill_value(uint8_t *v, size_t n, const char *digits)
+{
+	for (size_t j = 0; j < n; j++)
+		v[j] = (uint8_t)digits[j & 7];
+}
+
 /* Preload: one set per key of the connection's range, from the template. */
 static int conn_send_preload(struct conn *c)
 {
@@ -273,6 +317,8 @@ static int conn_send_preload(struct conn *c)
 		char digits[9];
 		snprintf(digits, sizeof(digits), "%08u", c->pre_next % 100000000u);
 		memcpy(sh->set_tmpl + 8, digits, 8);
+		if (cfg.verify)
+			fill_value(sh->set_tmpl + sh->set_val, cfg.value_size, digits);
 		int r = sk_write(c->s, sh->set_tmpl, sh->set_len);	/* copied */
 		if (r)
 			return r;
@@ -346,6 +392,7 @@ static bool on_value(struct conn *c, const uint8_t *l, size_t n)
 		c->keyi++;
 	if (c->keyi == cfg.nkeys_per_get)
 		return false;
+	c->vdig = req + (size_t)c->keyi * (KEY_LEN + 1) + 4;	/* after "key:" */
 	c->keyi++;
 	p++;
 	parse_num(&p, end, &ok);	/* flags */
@@ -357,8 +404,175 @@ static bool on_value(struct conn *c, const uint8_t *l, size_t n)
 		return false;
 	c->vals++;
 	c->data_left = (uint32_t)bytes;
-	c->st = bytes ? P_DATA : P_CR;
+	c->st = !bytes ? P_CR : cfg.verify ? P_VDATA : P_DATA;
+	c->voff = 0;
+	c->vbad = false;
 	return true;
+}
+
+/* --verify: one more wrong value or body (the stream is still in step). */
+static void verify_error(struct conn *c, uint64_t a, uint64_t b)
+{
+	struct lg_shard *sh = c->sh;
+
+	sh->st.verify_errors++;
+	sh->st.errors++;
+	if (!sh->logged_verify) {
+		sh->logged_verify = true;
+		if (cfg.http)
+			sk_log_error("loadgen: --verify: body of %" PRIu64 " bytes, the first had %"
+				     PRIu64, a, b);
+		else
+			sk_log_error("loadgen: --verify: value of key:%.8s differs at byte %" PRIu64,
+				     (const char *)c->vdig, a);
+	}
+}
+
+/* --verify: the next @n bytes of the current value against its pattern,
+ * 56 bytes per memcmp (the pattern's period is 8). */
+static void verify_value(struct conn *c, const uint8_t *p, size_t n)
+{
+	uint8_t pat[64];
+	size_t done = 0;
+
+	for (unsigned i = 0; i < 64; i += 8)
+		memcpy(pat + i, c->vdig, 8);
+	while (!c->vbad && done < n) {
+		size_t o = (c->voff + done) & 7, k = n - done < 56 ? n - done : 56;
+		if (memcmp(p + done, pat + o, k)) {
+			size_t j = 0;
+			while (p[done + j] == pat[o + j])
+				j++;
+			c->vbad = true;
+			verify_error(c, c->voff + done + j, 0);
+		}
+		done += k;
+	}
+	c->voff += (uint32_t)n;
+}
+
+/* --- HTTP responses ---------------------------------------------------------- */
+
+/* Case-insensitive "name:" at the start of header line @l. */
+static bool header_is(const uint8_t *l, size_t n, const char *name, size_t len)
+{
+	if (n <= len || l[len] != ':')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t ch = l[i];
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (uint8_t)(ch + 32);
+		if (ch != (uint8_t)name[i])
+			return false;
+	}
+	return true;
+}
+
+/* Does the header value @v..@end hold the token @tok (case-insensitive)? */
+static bool value_has(const uint8_t *v, const uint8_t *end, const char *tok)
+{
+	size_t tl = strlen(tok);
+	for (; v + tl <= end; v++)
+		if (!strncasecmp((const char *)v, tok, tl))
+			return true;
+	return false;
+}
+
+/* A whole response was read (its body skipped). */
+static void http_done(struct conn *c)
+{
+	struct lg_shard *sh = c->sh;
+
+	if (c->h_status < 200 || c->h_status > 299) {
+		sh->st.errors++;
+		if (!sh->logged_status) {
+			sh->logged_status = true;
+			sk_log_error("loadgen: HTTP status %u for %s", c->h_status, cfg.path);
+		}
+	}
+	if (cfg.verify) {
+		if (sh->http_len < 0)
+			sh->http_len = c->h_len;
+		else if ((uint32_t)sh->http_len != c->h_len)
+			verify_error(c, c->h_len, (uint64_t)sh->http_len);
+	}
+	if (sh->counting) {
+		sh->st.keyops++;
+		sh->st.bytes += c->h_len;
+	}
+	c->st = P_LINE;
+	req_done(c);
+}
+
+/*
+ * One line of an HTTP response: the status line ("HTTP/1.1 200 OK"), a
+ * header, or the empty line that ends the headers.  False: protocol error
+ * (the connection was dropped).
+ */
+static bool on_http_line(struct conn *c, const uint8_t *l, size_t n)
+{
+	const uint8_t *end = l + n - 1;	/* at the '\n' */
+	const char *why = "unexpected response";
+
+	if (end > l && end[-1] == '\r')
+		end--;
+	if (c->st == P_LINE) {
+		if (!inflight(c) || end - l < 12 || memcmp(l, "HTTP/1.", 7) || l[8] != ' ' ||
+		    l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' ||
+		    l[11] < '0' || l[11] > '9' || (end - l > 12 && l[12] != ' '))
+			goto bad;
+		c->h_status = (uint16_t)((l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0'));
+		c->h_len_seen = c->h_close = c->h_chunked = false;
+		c->h_len = 0;
+		c->st = H_HEAD;
+		return true;
+	}
+	if (end == l) {
+		/* The end of the headers. */
+		bool no_body = c->h_status == 204 || c->h_status == 304;
+		if (c->h_status < 200) {
+			why = "HTTP 1xx responses are not supported";
+		} else if (c->h_chunked) {
+			why = "chunked bodies are not supported";
+		} else if (!c->h_len_seen && !no_body) {
+			why = "response without Content-Length";
+		} else if (c->h_close) {
+			why = "server sends Connection: close";
+		} else {
+			if (no_body)
+				c->h_len = 0;
+			if (c->h_len) {
+				c->data_left = c->h_len;
+				c->st = H_BODY;
+			} else {
+				http_done(c);
+			}
+			return true;
+		}
+		conn_error(c, why, NULL, 0);
+		return false;
+	}
+	if ((l[0] | 0x20) == 'c' && header_is(l, n, "content-length", 14)) {
+		const uint8_t *p = l + 15;
+		bool ok;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		unsigned long v = parse_num(&p, end, &ok);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (!ok || p != end || v >= HTTP_MAX_BODY)
+			goto bad;
+		c->h_len = (uint32_t)v;
+		c->h_len_seen = true;
+	} else if ((l[0] | 0x20) == 'c' && header_is(l, n, "connection", 10)) {
+		c->h_close |= value_has(l + 11, end, "close");
+	} else if ((l[0] | 0x20) == 't' && header_is(l, n, "transfer-encoding", 17)) {
+		c->h_chunked = true;
+	}
+	return true;
+bad:
+	conn_error(c, why, l, n);
+	return false;
 }
 
 /* One complete response line (ending in "\r\n"); false: protocol error. */
@@ -427,6 +641,23 @@ static bool conn_parse(struct conn *c)
 					c->st = P_CR;
 				break;
 			}
+			case P_VDATA: {
+				size_t take = len - pos < c->data_left ? len - pos : c->data_left;
+				verify_value(c, p + pos, take);
+				pos += take;
+				c->data_left -= (uint32_t)take;
+				if (!c->data_left)
+					c->st = P_CR;
+				break;
+			}
+			case H_BODY: {
+				size_t take = len - pos < c->data_left ? len - pos : c->data_left;
+				pos += take;
+				c->data_left -= (uint32_t)take;
+				if (!c->data_left)
+					http_done(c);
+				break;
+			}
 			case P_CR:
 			case P_LF:
 				if (p[pos] != (c->st == P_CR ? '\r' : '\n')) {
@@ -457,7 +688,7 @@ static bool conn_parse(struct conn *c)
 				} else {
 					pos += n;
 				}
-				if (!on_line(c, l, n))
+				if (!(cfg.http ? on_http_line(c, l, n) : on_line(c, l, n)))
 					return false;
 				break;
 			}
@@ -569,12 +800,11 @@ static void on_stop(void *arg)
 
 static sk_future ph_net_up(void *arg)
 {
-	struct sk_net_config nc = { .stack = SK_STACK_POSIX };
 	struct lg_shard *sh = me();
 	unsigned id = sk_shard_id(), n = sk_shard_count();
 	(void)arg;
 
-	int r = sk_net_init(&nc);
+	int r = sk_net_init(&netcfg);
 	if (r)
 		return sk_make_error(r);
 	if (id == 0)
@@ -593,6 +823,8 @@ static sk_future ph_net_up(void *arg)
 	char head[64];
 	int hl = snprintf(head, sizeof(head), "set key:00000000 0 0 %llu\r\n", cfg.value_size);
 	sh->set_len = (uint32_t)hl + (uint32_t)cfg.value_size + 2;
+	sh->set_val = (uint32_t)hl;
+	sh->http_len = -1;
 	sh->set_tmpl = sk_alloc(sh->set_len);
 	if (!sh->conns || !sh->set_tmpl)
 		return sk_make_error(-ENOMEM);
@@ -928,8 +1160,35 @@ static bool is_dup(const uint32_t *keys, unsigned n, uint32_t key)
 	return false;
 }
 
+/* HTTP: the same keep-alive GET, n times (n >= 2 x the deepest window). */
+static int build_http_script(void)
+{
+	char req[PATH_MAX_LEN + 128];
+	int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", cfg.path,
+			   cfg.server);
+	uint32_t n = 2 * MAX_DEPTH;
+
+	script.n = n;
+	script.bytes = malloc((size_t)n * (size_t)len);
+	script.off = malloc((n + 1) * sizeof(*script.off));
+	script.kind = malloc(n);
+	if (!script.bytes || !script.off || !script.kind)
+		return -ENOMEM;
+	for (uint32_t i = 0; i <= n; i++) {
+		script.off[i] = i * (uint32_t)len;
+		if (i < n) {
+			memcpy(script.bytes + script.off[i], req, (size_t)len);
+			script.kind[i] = REQ_HTTP;
+		}
+	}
+	return 0;
+}
+
 static int build_script(void)
 {
+	if (cfg.http)
+		return build_http_script();
+
 	size_t get_len = 3 + (size_t)cfg.nkeys_per_get * (KEY_LEN + 1) + 2;
 	size_t set_len = 4 + KEY_LEN + 32 + cfg.value_size + 2;
 	size_t max_len = get_len > set_len ? get_len : set_len;
@@ -970,10 +1229,13 @@ static int build_script(void)
 			memcpy(p, "\r\n", 2);
 			p += 2;
 		} else {
+			uint32_t key = (uint32_t)(rng() % cfg.keys);
 			script.kind[i] = REQ_SET;
-			p += sprintf(p, "set key:%08u 0 0 %llu\r\n",
-				     (uint32_t)(rng() % cfg.keys), cfg.value_size);
-			memset(p, 'v', cfg.value_size);
+			p += sprintf(p, "set key:%08u 0 0 %llu\r\n", key, cfg.value_size);
+			if (cfg.verify)
+				fill_value((uint8_t *)p, cfg.value_size, (char *)script.bytes + pos + 8);
+			else
+				memset(p, 'v', cfg.value_size);
 			p += cfg.value_size;
 			memcpy(p, "\r\n", 2);
 			p += 2;
@@ -988,8 +1250,30 @@ static int build_script(void)
 
 static int check_options(void)
 {
-	char host[64], *colon, *end;
+	char host[64], *colon, *end, net_err[160];
 	unsigned long port;
+
+	if (sk_net_config_check(&netcfg, net_err, sizeof(net_err))) {
+		fprintf(stderr, "skerry-loadgen: %s\n", net_err);
+		return -EINVAL;
+	}
+	if (!strcmp(cfg.proto_s, "http")) {
+		cfg.http = true;
+	} else if (strcmp(cfg.proto_s, "memcached")) {
+		fprintf(stderr, "skerry-loadgen: --proto is memcached or http, not '%s'\n",
+			cfg.proto_s);
+		return -EINVAL;
+	}
+	if (cfg.path[0] != '/' || strlen(cfg.path) > PATH_MAX_LEN ||
+	    strpbrk(cfg.path, " \t\r\n")) {
+		fprintf(stderr, "skerry-loadgen: --path must start with '/', hold no blanks and "
+			"be at most %d bytes\n", PATH_MAX_LEN);
+		return -EINVAL;
+	}
+	if (cfg.http && (cfg.preload || cfg.multiget > 1)) {
+		fprintf(stderr, "skerry-loadgen: --preload and --multiget are for --proto memcached\n");
+		return -EINVAL;
+	}
 
 	if (strlen(cfg.server) >= sizeof(host) || !(colon = strrchr(cfg.server, ':')))
 		goto bad_server;
@@ -1053,6 +1337,8 @@ static int report(unsigned nshards)
 		t.hits += x->hits;
 		t.misses += x->misses;
 		t.errors += x->errors;
+		t.verify_errors += x->verify_errors;
+		t.bytes += x->bytes;
 		t.reads += x->reads;
 		t.writes += x->writes;
 		/* Each shard over its own window (they differ by timer jitter). */
@@ -1074,16 +1360,36 @@ static int report(unsigned nshards)
 	if (g.srv0 >= 0 && g.srv1 >= g.srv0 && secs > 0)
 		srv_pct = 100.0 * (double)(g.srv1 - g.srv0) / (double)sysconf(_SC_CLK_TCK) / secs;
 
-	printf("skerry-loadgen: %s, %llu connections x depth %llu on %u shard%s, "
-	       "%.0f%% gets of %u key%s, %llu keys, %llu-byte values%s\n",
-	       cfg.server, cfg.conns, cfg.depth, nshards, nshards == 1 ? "" : "s",
-	       cfg.get_ratio * 100, cfg.nkeys_per_get, cfg.nkeys_per_get == 1 ? "" : "s",
-	       cfg.keys, cfg.value_size, cfg.preload ? ", preloaded" : "");
+	const char *stack = netcfg.stack == SK_STACK_NATIVE ? ", native stack" : "";
+	if (cfg.http) {
+		printf("skerry-loadgen: http://%s%s, %llu connections x depth %llu on %u shard%s%s%s\n",
+		       cfg.server, cfg.path, cfg.conns, cfg.depth, nshards, nshards == 1 ? "" : "s",
+		       stack, cfg.verify ? ", verified" : "");
+	} else {
+		printf("skerry-loadgen: %s, %llu connections x depth %llu on %u shard%s, "
+		       "%.0f%% gets of %u key%s, %llu keys, %llu-byte values%s%s%s\n",
+		       cfg.server, cfg.conns, cfg.depth, nshards, nshards == 1 ? "" : "s",
+		       cfg.get_ratio * 100, cfg.nkeys_per_get, cfg.nkeys_per_get == 1 ? "" : "s",
+		       cfg.keys, cfg.value_size, cfg.preload ? ", preloaded" : "", stack,
+		       cfg.verify ? ", verified" : "");
+		/* Value bytes the gets brought back. */
+		t.bytes = t.hits * cfg.value_size;
+	}
 	printf("  measured %.2f s after %llu s of warm-up\n", secs, cfg.warmup);
-	printf("  key-ops/s   %12.0f   (a get of K keys counts K)\n", ops);
-	printf("  requests/s  %12.0f\n", rps);
-	printf("  gets %" PRIu64 "  sets %" PRIu64 "  hits %" PRIu64 "  misses %" PRIu64
-	       "  errors %" PRIu64 "\n", t.gets, t.sets, t.hits, t.misses, t.errors);
+	if (cfg.http) {
+		printf("  responses/s %12.0f   body %.1f MB/s\n", rps,
+		       secs > 0 ? (double)t.bytes / secs / 1e6 : 0);
+		printf("  responses %" PRIu64 "  body bytes %" PRIu64 "  errors %" PRIu64
+		       " (incl. non-2xx)", t.reqs, t.bytes, t.errors);
+	} else {
+		printf("  key-ops/s   %12.0f   (a get of K keys counts K)\n", ops);
+		printf("  requests/s  %12.0f\n", rps);
+		printf("  gets %" PRIu64 "  sets %" PRIu64 "  hits %" PRIu64 "  misses %" PRIu64
+		       "  errors %" PRIu64, t.gets, t.sets, t.hits, t.misses, t.errors);
+	}
+	if (cfg.verify)
+		printf("  verify errors %" PRIu64, t.verify_errors);
+	printf("\n");
 	printf("  batching: %.2f requests per read callback, %.2f per write\n",
 	       t.reads ? (double)t.reqs / (double)t.reads : 0,
 	       t.writes ? (double)t.reqs / (double)t.writes : 0);
@@ -1102,16 +1408,18 @@ static int report(unsigned nshards)
 	printf("RESULT ops=%.0f rps=%.0f gets=%" PRIu64 " sets=%" PRIu64 " hits=%" PRIu64
 	       " misses=%" PRIu64 " errors=%" PRIu64 " p50_us=%.1f p99_us=%.1f p999_us=%.1f"
 	       " max_us=%.1f cpu_pct=%.1f user_s=%.3f sys_s=%.3f secs=%.3f server_cpu_pct=%.1f"
-	       " cpus_busy_pct=%s\n",
+	       " cpus_busy_pct=%s verify_errors=%" PRIu64 " bytes=%" PRIu64 "\n",
 	       ops, rps, t.gets, t.sets, t.hits, t.misses, t.errors, p50, p99, p999, pmax,
-	       cpu_pct, user, sys, secs, srv_pct, cpus);
+	       cpu_pct, user, sys, secs, srv_pct, cpus, t.verify_errors, t.bytes);
 	return t.errors ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct sk_option mine[] = {
-		{ "server", 's', SK_OPT_STRING, &cfg.server, "HOST:PORT", "memcached to load" },
+		{ "server", 's', SK_OPT_STRING, &cfg.server, "HOST:PORT", "server to load (memcached or HTTP)" },
+		{ "proto", 0, SK_OPT_STRING, &cfg.proto_s, "NAME", "memcached (text protocol) or http (keep-alive GETs)" },
+		{ "path", 0, SK_OPT_STRING, &cfg.path, "PATH", "http: the path every GET asks for" },
 		{ "connections", 'c', SK_OPT_UINT, &cfg.conns, "N", "connections (spread over the shards)" },
 		{ "depth", 'd', SK_OPT_UINT, &cfg.depth, "N", "requests in flight per connection, pipelined" },
 		{ "get-ratio", 0, SK_OPT_STRING, &cfg.get_ratio_s, "R", "share of gets, 0..1 (the rest are sets)" },
@@ -1124,10 +1432,12 @@ int main(int argc, char **argv)
 		{ "batch", 0, SK_OPT_UINT, &cfg.batch, "N", "refill a connection only when N requests are answered (1: keep it full)" },
 		{ "seed", 0, SK_OPT_UINT, &cfg.seed, "N", "seed of the request mix" },
 		{ "server-pid", 0, SK_OPT_UINT, &cfg.server_pid, "PID", "also report this process's CPU over the measured interval" },
+		{ "verify", 0, SK_OPT_FLAG, &cfg.verify, NULL, "memcached: values are their key's digits repeated, every value got is checked; http: every body as long as the first" },
+		SK_NET_OPTIONS(&netcfg),
 		{ 0 },
 	};
 	static const struct sk_program prog = { "skerry-loadgen",
-		"Drive a memcached server (text protocol) and measure ops/s, latency and own CPU.",
+		"Drive a memcached (text protocol) or HTTP/1.1 server and measure ops/s, latency and own CPU.",
 		mine };
 	struct sk_opts o;
 	bool spin_given = false, level_given = false;

@@ -24,8 +24,9 @@
  *               queue's rx interrupt, then peeks a burst into the queue's
  *               stash; wait_fd is the interrupt's descriptor; the first
  *               rx_burst after waking disarms it, so a busy shard costs
- *               the peer no notifications.  A PMD without rx interrupts is
- *               polled: next_event asks to be woken again soon.
+ *               the peer no notifications.  A PMD without rx interrupts
+ *               (memif, ring, af_packet, null) is polled: next_event asks
+ *               to be woken again soon.
  *
  * Queues are driven by one shard each (sk_netdev_attach registers that
  * thread as an lcore, giving it a mempool cache).  An mbuf may be freed on
@@ -62,7 +63,11 @@
 #define DP_MBUFS_PER_QUEUE 8192
 #define DP_MBUF_CACHE	256
 #define DP_EAL_ARGS_MAX	64
-/* A PMD without rx interrupts is looked at this often while idle. */
+/* A PMD without rx interrupts is polled without pause while packets came
+ * in the last DP_HOT_NS - a request/response peer answers within that, and
+ * a shard asleep for DP_POLL_NS would add that to every round trip - and
+ * looked at every DP_POLL_NS after that. */
+#define DP_HOT_NS	(2 * 1000 * 1000)
 #define DP_POLL_NS	(200 * 1000)
 /* memif client: how long to wait at start for the server to answer. */
 #define DP_LINK_WAIT_MS 2000
@@ -76,6 +81,8 @@ static const char *const dp_allowed[] = {
 struct dp_queue {
 	struct rte_mbuf *stash[DP_BURST];	/* peeked by rx_pending */
 	unsigned nstash, stash_pos;
+	bool rx_seen;		/* packets came since next_event last looked */
+	uint64_t last_rx_ns;	/* when they last came, to that precision */
 	int intr_fd;		/* rx interrupt descriptor, -1: poll */
 	bool intr_drain;	/* the descriptor is an eventfd to empty */
 	bool armed;		/* interrupt enabled (the shard is asleep) */
@@ -295,6 +302,8 @@ static unsigned dp_rx(struct sk_netdev *d, unsigned q, struct sk_pkt **pkts, uns
 		st->rx_bytes += m[i]->pkt_len;
 	}
 	st->rx_packets += got;
+	if (got)
+		dq->rx_seen = true;	/* (no clock read on the fast path) */
 	return got;
 }
 
@@ -316,6 +325,12 @@ static inline void tx_offloads(const struct dp_dev *x, const struct sk_pkt *p,
 			rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, m->l2_len);
 		m->ol_flags |= ip->next_proto_id == IPPROTO_TCP ? x->tx_ol_tcp : x->tx_ol_udp;
 	}
+}
+
+static bool link_up(struct dp_dev *x)
+{
+	struct rte_eth_link link;
+	return rte_eth_link_get_nowait(x->port, &link) == 0 && link.link_status;
 }
 
 /* An mbuf carrying @p: its own when it is a whole, unshared mbuf segment of
@@ -360,11 +375,13 @@ static unsigned dp_tx(struct sk_netdev *d, unsigned q, struct sk_pkt **pkts, uns
 	struct sk_netdev_stats *st = &d->stats[q];
 	struct rte_mbuf *m[DP_BURST];
 	bool own[DP_BURST];
+	uint32_t len[DP_BURST];	/* an own pkt may be gone after the burst */
 	unsigned k, sent;
 
 	if (n > DP_BURST)
 		n = DP_BURST;
 	for (k = 0; k < n; k++) {
+		len[k] = pkts[k]->pkt_len;
 		m[k] = pkt_to_mbuf(x, pkts[k], &own[k]);
 		if (unlikely(!m[k]))
 			break;
@@ -377,19 +394,28 @@ static unsigned dp_tx(struct sk_netdev *d, unsigned q, struct sk_pkt **pkts, uns
 		return 1;
 	}
 	sent = rte_eth_tx_burst(x->port, (uint16_t)q, m, (uint16_t)k);
+	/* No peer (a memif whose other end went away): drop, as a NIC with
+	 * its link down does, rather than hold the stack's queue full. */
+	bool drop = unlikely(sent < k) && !link_up(x);
 	for (unsigned i = 0; i < k; i++) {
 		if (i < sent) {
-			st->tx_bytes += pkts[i]->pkt_len;
-			/* The mbuf now holds the data: an sk_pkt that is the
-			 * mbuf itself went with it, a copied one is done. */
+			/* The mbuf has the data: an sk_pkt that is the mbuf
+			 * itself went with it (and may be gone already: the
+			 * PMD frees what it copied), a copied one is done. */
+			st->tx_bytes += len[i];
 			if (!own[i])
 				sk_pkt_free(pkts[i]);
+		} else if (drop) {
+			rte_pktmbuf_free(m[i]);	/* with pkts[i] when own */
+			if (!own[i])
+				sk_pkt_free(pkts[i]);
+			st->tx_dropped++;
 		} else if (!own[i]) {
 			rte_pktmbuf_free(m[i]);	/* the caller keeps pkts[i] */
 		}
 	}
 	st->tx_packets += sent;
-	return sent;
+	return drop ? k : sent;
 }
 
 /* --- control ------------------------------------------------------------ */
@@ -470,7 +496,18 @@ static int dp_wait_fd(struct sk_netdev *d, unsigned q)
 static uint64_t dp_next_event(struct sk_netdev *d, unsigned q)
 {
 	struct dp_queue *dq = &dp_of(d)->q[q];
-	return dq->armed ? UINT64_MAX : sk_now_ns() + DP_POLL_NS;
+	uint64_t now;
+
+	if (dq->armed)
+		return UINT64_MAX;
+	now = sk_now_ns();
+	if (dq->rx_seen || dq->nstash) {
+		dq->rx_seen = false;
+		dq->last_rx_ns = now;
+	}
+	/* 0: due already (not "now", which is a little later than the
+	 * sleeper's clock: a timeout of some ns, rounded up by timer slack). */
+	return now - dq->last_rx_ns < DP_HOT_NS ? 0 : now + DP_POLL_NS;
 }
 
 static void dp_close(struct sk_netdev *d)
@@ -614,10 +651,10 @@ static int port_open(const char *vdev, unsigned nq, const uint8_t *mac, struct d
 		if ((t & TRY_RSS) && (nq < 2 || !(di.flow_type_rss_offloads &
 						  RTE_ETH_RSS_NONFRAG_IPV4_TCP)))
 			continue;
-		/* ethdev has no flag for rx interrupts; these two have them
-		 * (asking the others only fills the log with refusals). */
-		if ((t & TRY_INTR) && strcmp(di.driver_name, "net_memif") &&
-		    strcmp(di.driver_name, "net_tap"))
+		/* ethdev has no flag for rx interrupts and of our PMDs only
+		 * net_tap has them (memif 22.11 masks its rings' notifications
+		 * for good); asking the others fills the log with refusals. */
+		if ((t & TRY_INTR) && strcmp(di.driver_name, "net_tap"))
 			continue;
 		r = port_configure(x, &di, nq, t, rx_ol, tx_ol);
 		if (r == 0) {
