@@ -1111,6 +1111,28 @@ static sk_future step_close(void *arg, int64_t v, int err)
 	return sk_invoke_on_all(ph_close, NULL);
 }
 
+/* On the native stack our TCP is this process: were it to exit as soon as
+ * its FINs were acknowledged, the servers' own FINs (and any RST) would
+ * find nobody to answer them, and a server would hold those connections
+ * until its retransmissions give up - its graceful shutdown waiting out
+ * its whole grace period.  A moment's linger lets the handshakes finish. */
+#define LINGER_NS (200 * SK_NSEC_PER_MSEC)
+
+static sk_future ph_linger(void *arg)
+{
+	(void)arg;
+	return netcfg.stack == SK_STACK_NATIVE ? sk_sleep(LINGER_NS) : sk_make_ready(0);
+}
+
+static sk_future step_linger(void *arg, int64_t v, int err)
+{
+	(void)arg;
+	(void)v;
+	if (err && !g.err)
+		g.err = err;
+	return sk_invoke_on_all(ph_linger, NULL);
+}
+
 static sk_future step_down(void *arg, int64_t v, int err)
 {
 	(void)arg;
@@ -1135,6 +1157,7 @@ static sk_future lg_main(void *arg)
 	f = sk_future_then(f, step_preload, NULL);
 	f = sk_future_then(f, step_run, NULL);
 	f = sk_future_then_wrapped(f, step_close, NULL);
+	f = sk_future_then_wrapped(f, step_linger, NULL);
 	f = sk_future_then_wrapped(f, step_down, NULL);
 	return sk_future_then(f, step_status, NULL);
 }

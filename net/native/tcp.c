@@ -596,21 +596,33 @@ static bool port_in_use(struct nx_stack *st, uint16_t port)
  * An ephemeral port no listener has; 0 if none.  With @rip (a connect to
  * rip:rport) also one free for that 4-tuple whose flow the NIC hashes to
  * us, so that the replies arrive on this shard's queue.
+ *
+ * Without hardware RSS the queue a reply comes in on is the peer's choice:
+ * a skerry peer across a memif or loop answers from the shard that owns the
+ * flow in its own view, hash(us -> it), and on that shard's queue.  Ports
+ * on which both views agree cross no shard on either side, so they are
+ * tried first; then any port our own view accepts.
  */
 static uint16_t ephemeral_port(struct nx_stack *st, uint32_t rip, uint16_t rport)
 {
 	struct nx_tcp *t = st->tcp;
+	bool both = rip && !(st->dev->offloads & SK_NETDEV_RSS);
 
-	for (unsigned i = 0; i <= EPHEMERAL_HI - EPHEMERAL_LO; i++) {
-		uint16_t p = t->next_port++;
-		if (t->next_port > EPHEMERAL_HI)
-			t->next_port = EPHEMERAL_LO;
-		if (port_in_use(st, p))
-			continue;
-		if (rip && (tcp_lookup(st, st->ip, p, rip, rport) ||
-			    !nx_flow_is_local(st, sk_rss_hash(rip, st->ip, rport, p, true))))
-			continue;
-		return p;
+	for (int pass = both ? 0 : 1; pass < 2; pass++) {
+		for (unsigned i = 0; i <= EPHEMERAL_HI - EPHEMERAL_LO; i++) {
+			uint16_t p = t->next_port++;
+			if (t->next_port > EPHEMERAL_HI)
+				t->next_port = EPHEMERAL_LO;
+			if (port_in_use(st, p))
+				continue;
+			if (rip && (tcp_lookup(st, st->ip, p, rip, rport) ||
+				    !nx_flow_is_local(st, sk_rss_hash(rip, st->ip, rport, p, true))))
+				continue;
+			if (pass == 0 &&
+			    !nx_flow_is_local(st, sk_rss_hash(st->ip, rip, p, rport, true)))
+				continue;
+			return p;
+		}
 	}
 	return 0;
 }
