@@ -713,6 +713,15 @@ static void log_stats(const struct nx_stack *st)
 	NX_STATS(NX_STAT_PRINT)
 #undef NX_STAT_PRINT
 	sk_log_debug("native stack counters of shard %u:%s", st->shard, n ? line : " none");
+	if (st->queue != NX_NO_QUEUE) {
+		const struct sk_netdev_stats *q = &st->dev->stats[st->queue];
+		sk_log_debug("device %s queue %u (shard %u): rx_packets=%llu rx_bytes=%llu "
+			     "tx_packets=%llu tx_bytes=%llu rx_dropped=%llu tx_dropped=%llu",
+			     st->dev->name, st->queue, st->shard,
+			     (unsigned long long)q->rx_packets, (unsigned long long)q->rx_bytes,
+			     (unsigned long long)q->tx_packets, (unsigned long long)q->tx_bytes,
+			     (unsigned long long)q->rx_dropped, (unsigned long long)q->tx_dropped);
+	}
 }
 
 static void native_fini(void)
