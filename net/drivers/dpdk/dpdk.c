@@ -186,7 +186,10 @@ static int eal_start(const char *vdev, const char *user_args)
 	argv[argc++] = has_word(user_args, "--no-huge") ? "--no-shconf" : "--in-memory";
 	argv[argc++] = prefix;
 	argv[argc++] = "--no-telemetry";
-	argv[argc++] = "--log-level=warning";
+	/* DPDK's own notices and warnings (no 1 GB pages, no multi-process
+	 * channel under --in-memory) are noise here; --eal '--log-level=...'
+	 * brings them back. */
+	argv[argc++] = "--log-level=error";
 	if (have_cpus) {
 		/* lcore 0 is this thread, on the CPUs it may already use; the
 		 * other shards register lcores of their own when they attach. */
@@ -451,6 +454,8 @@ static int dp_attach(struct sk_netdev *d, unsigned q)
 	if (rte_lcore_id() == LCORE_ID_ANY && rte_thread_register() < 0)
 		sk_log_warn("dpdk: shard on queue %u runs without an lcore (%s): "
 			    "slower mbuf allocation", q, rte_strerror(rte_errno));
+	else
+		sk_log_debug("dpdk: queue %u is driven by lcore %u", q, rte_lcore_id());
 	dq->intr_fd = -1;
 	int fd = x->intr ? rte_eth_dev_rx_intr_ctl_q_get_fd(x->port, (uint16_t)q) : -1;
 	if (fd >= 0) {
