@@ -7,7 +7,8 @@
  *               --file-prefix, the main lcore on the calling thread's CPUs,
  *               quiet logging - then the user's --eal arguments.  PCI still
  *               enabled afterwards is refused; the caller's CPU affinity
- *               (which EAL changes) is put back.
+ *               (which EAL changes) is put back.  The vdev is plugged
+ *               afterwards (rte_dev_probe), so a bad one fails alone.
  *   port_open   the vdev's port must sit on the vdev bus and belong to one
  *               of the allowed drivers.  An mbuf pool whose private area
  *               holds an sk_pkt header; one rx/tx queue pair per shard;
@@ -149,10 +150,10 @@ static void cpu_list(const cpu_set_t *set, char *out, size_t len)
 			n += (size_t)snprintf(out + n, len - n, "%s%d", n ? "," : "", c);
 }
 
-static int eal_start(const char *vdev, const char *user_args)
+static int eal_start(const char *user_args)
 {
 	static char argbuf[4096];
-	static char prefix[64], lcores[600], vdev_arg[1024];
+	static char prefix[64], lcores[600];
 	char *argv[DP_EAL_ARGS_MAX + 1];
 	int argc = 0;
 	cpu_set_t cpus;
@@ -177,7 +178,6 @@ static int eal_start(const char *vdev, const char *user_args)
 	}
 	have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
 	snprintf(prefix, sizeof(prefix), "--file-prefix=skerry-%d", (int)getpid());
-	snprintf(vdev_arg, sizeof(vdev_arg), "--vdev=%s", vdev);
 	argv[argc++] = "skerry";
 	argv[argc++] = "--no-pci";
 	/* Nothing shared with other processes, nothing left in /dev/hugepages
@@ -198,7 +198,6 @@ static int eal_start(const char *vdev, const char *user_args)
 		snprintf(lcores, sizeof(lcores), "--lcores=0@(%s)", list);
 		argv[argc++] = lcores;
 	}
-	argv[argc++] = vdev_arg;
 	if (user_args) {
 		snprintf(argbuf, sizeof(argbuf), "%s", user_args);
 		for (char *save = NULL, *t = strtok_r(argbuf, " \t", &save); t;
@@ -742,25 +741,23 @@ int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
 		   const uint8_t *mac, struct sk_netdev **out)
 {
 	struct dp_dev *x;
-	char why[300];
+	char why[300], name[RTE_DEV_NAME_MAX_LEN];
+	uint16_t port;
 	int r;
 
 	if (!vdev || !*vdev || nqueues == 0 || nqueues > SK_NETDEV_MAX_QUEUES)
 		return -EINVAL;
-	r = eal_start(vdev, eal_args);
-	if (r == -EALREADY) {
-		/* EAL runs once per process; a later port is hot-plugged. */
-		char name[RTE_DEV_NAME_MAX_LEN];
-		uint16_t port;
-		snprintf(name, sizeof(name), "%.*s", (int)strcspn(vdev, ","), vdev);
-		if (rte_eth_dev_get_port_by_name(name, &port) &&
-		    (r = rte_dev_probe(vdev)) != 0) {
-			sk_log_error("dpdk: cannot add virtual device %s: %s", vdev,
-				     rte_strerror(-r));
-			return -ENODEV;
-		}
-	} else if (r) {
+	r = eal_start(eal_args);
+	if (r && r != -EALREADY)
 		return r;
+	/* The device is plugged after EAL started (not given to EAL as
+	 * --vdev), so that a bad one fails alone and a later open in the
+	 * same process (a test) plugs it again. */
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(vdev, ","), vdev);
+	if (rte_eth_dev_get_port_by_name(name, &port) && (r = rte_dev_probe(vdev)) != 0) {
+		sk_log_error("dpdk: cannot create virtual device '%s' (unknown driver or bad "
+			     "arguments: see EAL's message above)", vdev);
+		return -ENODEV;
 	}
 	x = sk_alloc_aligned(RTE_CACHE_LINE_SIZE, sizeof(*x));
 	if (!x)
