@@ -2,10 +2,16 @@
 # line that scripts/test adds up.
 passed=0
 failed=0
+skipped=0
 ok() { echo "ok - $1"; passed=$((passed + 1)); }
 bad() { echo "not ok - $1"; printf '  %s\n' "$2" >&2; failed=$((failed + 1)); }
-# finish NAME: print "# NAME: N passed, M failed" and exit 1 on any failure.
+# skip NAME REASON: a case that could not run here (no root, a build
+# without an optional feature); counted apart, never as passed.
+skip() { echo "skip - $1 # $2"; skipped=$((skipped + 1)); }
+# finish NAME: print "# NAME: K skipped" (when K > 0), then
+# "# NAME: N passed, M failed", and exit 1 on any failure.
 finish() {
+	[ "$skipped" -gt 0 ] && echo "# $1: $skipped skipped"
 	echo "# $1: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 	exit

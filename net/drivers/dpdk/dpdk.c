@@ -700,20 +700,25 @@ static int port_open(const char *vdev, unsigned nq, const uint8_t *mac, struct d
 		x->tx_ol_udp = RTE_MBUF_F_TX_UDP_CKSUM;
 	}
 
-	if (mac) {
-		memcpy(ea.addr_bytes, mac, 6);
+	/* net_tap and net_af_packet ports carry the kernel interface's own
+	 * MAC (setting the port's changes the kernel's as well): sharing it,
+	 * the kernel would take our ARP for its own and answer our TCP with
+	 * resets.  There the stack has a MAC of its own - @mac or a random
+	 * locally administered one - and the port receives promiscuously. */
+	bool kernel_side = !strcmp(di.driver_name, "net_tap") ||
+			   !strcmp(di.driver_name, "net_af_packet");
+	if (kernel_side) {
+		if (mac)
+			memcpy(x->dev.mac, mac, 6);
+		else
+			rte_eth_random_addr(x->dev.mac);
+		rte_eth_promiscuous_enable(x->port);
+	} else if (mac) {
 		/* A PMD that cannot change it (memif) does not filter either:
 		 * the stack simply uses @mac. */
+		memcpy(ea.addr_bytes, mac, 6);
 		rte_eth_dev_default_mac_addr_set(x->port, &ea);
 		memcpy(x->dev.mac, mac, 6);
-	} else if (!strcmp(di.driver_name, "net_tap") ||
-		   !strcmp(di.driver_name, "net_af_packet")) {
-		/* These ports report the kernel interface's own MAC; a host
-		 * sharing it with us would see our ARP as its own (and the
-		 * kernel would answer our TCP with resets).  A MAC of our own
-		 * instead, locally administered, and promiscuous reception. */
-		rte_eth_random_addr(x->dev.mac);
-		rte_eth_promiscuous_enable(x->port);
 	} else if (rte_eth_macaddr_get(x->port, &ea) == 0) {
 		memcpy(x->dev.mac, ea.addr_bytes, 6);
 	}
