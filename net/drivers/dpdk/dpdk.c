@@ -215,8 +215,9 @@ static int eal_start(const char *user_args)
 	if (rte_eal_init(argc, argv) < 0) {
 		int e = rte_errno;
 		sk_log_error("dpdk: EAL initialisation failed: %s%s", rte_strerror(e),
-			     e == ENOMEM ? " (not enough hugepages? scripts/hugepages setup 512, "
-					   "or --eal '--no-huge -m 512')" : "");
+			     e == ENOMEM || e == EACCES ?
+				     " (hugepages missing or unreadable? scripts/hugepages setup "
+				     "512, or --eal '--no-huge -m 512')" : "");
 		if (have_cpus)
 			sched_setaffinity(0, sizeof(cpus), &cpus);
 		return eal.err = -(e ? e : EINVAL);
