@@ -51,12 +51,12 @@ struct sk_pkt {
 	struct sk_pkt *nextpkt;	/* next packet in a queue */
 	uint8_t *buf;		/* start of the buffer (headroom begins here) */
 	uint32_t buf_size;	/* bytes at buf */
-	uint16_t refcnt;
-	uint16_t flags;		/* SK_PKT_F_* */
+	uint32_t refcnt;
 	uint32_t ol_flags;	/* SK_PKT_* */
 	uint32_t hash;		/* RSS hash when SK_PKT_RSS_HASH */
 	uint16_t l2_len, l3_len, l4_len;	/* header sizes for offloads */
 	uint16_t nsegs;		/* head only: segments in the chain */
+	uint16_t flags;		/* SK_PKT_F_* */
 	/* Foreign buffer: called instead of returning to the pool. */
 	void (*ext_free)(struct sk_pkt *p, void *arg);
 	void *ext_arg;

@@ -7,7 +7,7 @@
  * starts; unknown and disallowed devices fail cleanly; a received mbuf is
  * the sk_pkt itself and is sent back out without a copy, while the stack's
  * own buffers and chains are copied into one mbuf; per-queue counters; RSS
- * claimed where the PMD has it; the sleep protocol (rx_pending keeps what it
+ * claimed where the PMD has it; one user per port; the sleep protocol (rx_pending keeps what it
  * peeked, next_event polls at once while traffic flows); a port closed
  * with packets in flight opens again empty.
  *
@@ -92,9 +92,13 @@ static sk_future refuse_main(void *arg)
 {
 	struct sk_netdev *d = NULL;
 	(void)arg;
-	CHECK_EQ(sk_netdev_dpdk("net_bogus0", EAL, 1, NULL, &d), -ENODEV);
+	CHECK_EQ(sk_netdev_dpdk("net_bogus0", EAL, 1, NULL, &d), -EPERM);
 	CHECK(d == NULL);
-	/* A virtual device of a driver outside the list: refused. */
+	/* An allowed driver that refuses its arguments. */
+	CHECK_EQ(sk_netdev_dpdk("net_null0,nonsense=1", EAL, 1, NULL, &d), -ENODEV);
+	CHECK(d == NULL);
+	/* A virtual device of a driver outside the list: refused before it
+	 * is probed (a PMD like net_pcap would open an interface at once). */
 	CHECK_EQ(sk_netdev_dpdk("net_bonding0,mode=1", EAL, 1, NULL, &d), -EPERM);
 	CHECK(d == NULL);
 	/* More queues than the PMD has: refused, nothing left open. */
@@ -122,6 +126,10 @@ static sk_future zero_copy_main(void *arg)
 	CHECK_EQ(sk_netdev_attach(d, 0), 0);
 	CHECK_EQ(d->nqueues, 1);
 	CHECK(!(d->offloads & (SK_NETDEV_TX_IP_CSUM | SK_NETDEV_TX_L4_CSUM)));
+	/* One user per port. */
+	struct sk_netdev *again = NULL;
+	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &again), -EBUSY);
+	CHECK(again == NULL);
 
 	/* The stack's own buffer goes out as a copy... */
 	p = frame(200, 1);

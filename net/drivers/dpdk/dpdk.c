@@ -21,13 +21,15 @@
  *   tx          an sk_pkt that is a whole mbuf of ours goes as it is;
  *               anything else (the stack's own buffers, chains) is copied
  *               into one fresh mbuf.
- *   sleeping    rx_pending (asked just before the shard sleeps) arms the
- *               queue's rx interrupt, then peeks a burst into the queue's
- *               stash; wait_fd is the interrupt's descriptor; the first
- *               rx_burst after waking disarms it, so a busy shard costs
- *               the peer no notifications.  A PMD without rx interrupts
- *               (memif, ring, af_packet, null) is polled: next_event asks
- *               to be woken again soon.
+ *   sleeping    rx_pending (asked just before the shard sleeps) peeks a
+ *               burst into the queue's stash.  net_tap's rx interrupt
+ *               descriptor is its queue's, readable while frames wait:
+ *               wait_fd, nothing to arm.  A PMD whose interrupt is an
+ *               eventfd is armed by rx_pending before it peeks and disarmed
+ *               by the next rx_burst, so a busy shard costs the peer no
+ *               notifications.  A PMD without rx interrupts (memif, ring,
+ *               af_packet, null in 22.11) is polled: next_event asks to be
+ *               woken again soon.
  *
  * Queues are driven by one shard each (sk_netdev_attach registers that
  * thread as an lcore, giving it a mempool cache).  An mbuf may be freed on
@@ -63,7 +65,8 @@
  * (TCP keeps received payloads zero-copy) and the mempool caches. */
 #define DP_MBUFS_PER_QUEUE 8192
 #define DP_MBUF_CACHE	256
-#define DP_EAL_ARGS_MAX	64
+#define DP_POOL_CHECK_BURSTS 64	/* how often rx looks at the pool's level */
+#define DP_EAL_USER_MAX	48	/* --eal arguments */
 /* A PMD without rx interrupts is polled without pause while packets came
  * in the last DP_HOT_NS - a request/response peer answers within that, and
  * a shard asleep for DP_POLL_NS would add that to every round trip - then
@@ -86,11 +89,14 @@ static const char *const dp_allowed[] = {
 struct dp_queue {
 	struct rte_mbuf *stash[DP_BURST];	/* peeked by rx_pending */
 	unsigned nstash, stash_pos;
+	bool copy_rx;		/* the pool runs low: copy, free the mbuf */
+	unsigned bursts;	/* since the pool was last looked at */
 	bool rx_seen;		/* packets came since next_event last looked */
 	uint64_t last_rx_ns;	/* when they last came, to that precision */
 	int intr_fd;		/* rx interrupt descriptor, -1: poll */
-	bool intr_drain;	/* the descriptor is an eventfd to empty */
-	bool armed;		/* interrupt enabled (the shard is asleep) */
+	bool intr_level;	/* readable exactly while frames wait (net_tap's
+				 * queue descriptor): nothing to arm */
+	bool armed;		/* an eventfd interrupt enabled (asleep) */
 } __rte_cache_aligned;
 
 struct dp_dev {
@@ -108,6 +114,9 @@ static inline struct dp_dev *dp_of(struct sk_netdev *d)
 	return d->priv;
 }
 
+/* Ports this process has open: a second open of one is refused. */
+static bool ports_open[RTE_MAX_ETHPORTS];
+
 /* --- EAL ---------------------------------------------------------------- */
 
 static struct {
@@ -115,63 +124,101 @@ static struct {
 	int err;		/* 0 up, else why it failed (for good) */
 } eal;
 
-static bool has_word(const char *args, const char *w)
+/* EAL options that name PCI devices (short ones also attached: -a0000:..). */
+static bool names_pci(const char *t)
 {
-	size_t n = strlen(w);
-	for (const char *s = args; s && (s = strstr(s, w)) != NULL; s += n)
-		if ((s == args || s[-1] == ' ') && (s[n] == 0 || s[n] == ' ' || s[n] == '='))
+	static const char *const longs[] = { "--allow", "--pci-whitelist", "--block",
+					     "--pci-blacklist", "--vfio-intr",
+					     "--vfio-vf-token" };
+	if (t[0] == '-' && (t[1] == 'a' || t[1] == 'w' || t[1] == 'b'))
+		return true;
+	for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++) {
+		size_t n = strlen(longs[i]);
+		if (!strncmp(t, longs[i], n) && (t[n] == 0 || t[n] == '='))
 			return true;
+	}
 	return false;
 }
 
-/* Free 2 MB (default size) hugepages, from /proc/meminfo. */
+/* Free hugepages of every size (what EAL can use), from sysfs. */
 static long free_hugepages(void)
 {
-	char line[128];
-	long n = -1;
-	FILE *f = fopen("/proc/meminfo", "re");
+	static const char *const sizes[] = { "hugepages-2048kB", "hugepages-1048576kB" };
+	long total = 0;
 
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "HugePages_Free: %ld", &n) == 1)
-			break;
-	fclose(f);
-	return n;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char path[128];
+		long n = 0;
+		snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/%s/free_hugepages",
+			 sizes[i]);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%ld", &n) == 1 && n > 0)
+			total += n;
+		fclose(f);
+	}
+	return total;
 }
 
-/* "0,1,5" from a CPU set, for --lcores. */
-static void cpu_list(const cpu_set_t *set, char *out, size_t len)
+/* "0-3,6" from a CPU set, for --lcores; -1 if it does not fit in @len. */
+static int cpu_list(const cpu_set_t *set, char *out, size_t len)
 {
 	size_t n = 0;
+
 	out[0] = 0;
-	for (int c = 0; c < CPU_SETSIZE && n + 8 < len; c++)
-		if (CPU_ISSET(c, set))
-			n += (size_t)snprintf(out + n, len - n, "%s%d", n ? "," : "", c);
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, set))
+			continue;
+		int e = c;
+		while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, set))
+			e++;
+		int w = e > c ? snprintf(out + n, len - n, "%s%d-%d", n ? "," : "", c, e)
+			      : snprintf(out + n, len - n, "%s%d", n ? "," : "", c);
+		if (w < 0 || (size_t)w >= len - n)
+			return -1;
+		n += (size_t)w;
+		c = e;
+	}
+	return n ? 0 : -1;
 }
 
 static int eal_start(const char *user_args)
 {
 	static char argbuf[4096];
 	static char prefix[64], lcores[600];
-	char *argv[DP_EAL_ARGS_MAX + 1];
-	int argc = 0;
+	char *argv[DP_EAL_USER_MAX + 16], *user[DP_EAL_USER_MAX];
+	int argc = 0, nuser = 0;
+	bool no_huge = false, have_cpus;
 	cpu_set_t cpus;
-	bool have_cpus;
 
 	if (eal.tried)
 		return eal.err ? eal.err : -EALREADY;
 	eal.tried = true;
 	eal.err = -EINVAL;
 
-	if (has_word(user_args, "-a") || has_word(user_args, "--allow") ||
-	    has_word(user_args, "-w") || has_word(user_args, "--pci-whitelist") ||
-	    has_word(user_args, "--vfio-intr") || has_word(user_args, "--vfio-vf-token")) {
-		sk_log_error("dpdk: --eal '%s' names PCI devices; skerry runs DPDK with "
-			     "--no-pci, on virtual devices only", user_args);
+	/* The user's arguments first, to look at them. */
+	if (user_args && strlen(user_args) >= sizeof(argbuf)) {
+		sk_log_error("dpdk: --eal is longer than %zu bytes", sizeof(argbuf) - 1);
 		return eal.err;
 	}
-	if (!has_word(user_args, "--no-huge") && free_hugepages() <= 0) {
+	snprintf(argbuf, sizeof(argbuf), "%s", user_args ? user_args : "");
+	for (char *save = NULL, *t = strtok_r(argbuf, " \t", &save); t;
+	     t = strtok_r(NULL, " \t", &save)) {
+		if (nuser == DP_EAL_USER_MAX) {
+			sk_log_error("dpdk: too many --eal arguments (%d at most)",
+				     DP_EAL_USER_MAX);
+			return eal.err;
+		}
+		if (names_pci(t)) {
+			sk_log_error("dpdk: --eal '%s' names PCI devices (%s); skerry runs "
+				     "DPDK with --no-pci, on virtual devices only", user_args, t);
+			return eal.err;
+		}
+		no_huge |= !strcmp(t, "--no-huge");
+		user[nuser++] = t;
+	}
+	if (!no_huge && free_hugepages() <= 0) {
 		sk_log_error("dpdk: no free hugepages; set some up as root (scripts/hugepages "
 			     "setup 512) or run without them: --eal '--no-huge -m 512'");
 		return eal.err = -ENOMEM;
@@ -183,7 +230,7 @@ static int eal_start(const char *user_args)
 	/* Nothing shared with other processes, nothing left in /dev/hugepages
 	 * or /var/run/dpdk: --in-memory, or without hugepages (which it does
 	 * not combine with) --no-shconf. */
-	argv[argc++] = has_word(user_args, "--no-huge") ? "--no-shconf" : "--in-memory";
+	argv[argc++] = no_huge ? "--no-shconf" : "--in-memory";
 	argv[argc++] = prefix;
 	argv[argc++] = "--no-telemetry";
 	/* DPDK's own notices and warnings (no 1 GB pages, no multi-process
@@ -194,22 +241,13 @@ static int eal_start(const char *user_args)
 		/* lcore 0 is this thread, on the CPUs it may already use; the
 		 * other shards register lcores of their own when they attach. */
 		char list[512];
-		cpu_list(&cpus, list, sizeof(list));
-		snprintf(lcores, sizeof(lcores), "--lcores=0@(%s)", list);
-		argv[argc++] = lcores;
-	}
-	if (user_args) {
-		snprintf(argbuf, sizeof(argbuf), "%s", user_args);
-		for (char *save = NULL, *t = strtok_r(argbuf, " \t", &save); t;
-		     t = strtok_r(NULL, " \t", &save)) {
-			if (argc == DP_EAL_ARGS_MAX) {
-				sk_log_error("dpdk: too many --eal arguments (%d at most)",
-					     DP_EAL_ARGS_MAX - 8);
-				return eal.err;
-			}
-			argv[argc++] = t;
+		if (cpu_list(&cpus, list, sizeof(list)) == 0) {
+			snprintf(lcores, sizeof(lcores), "--lcores=0@(%s)", list);
+			argv[argc++] = lcores;
 		}
 	}
+	for (int i = 0; i < nuser; i++)
+		argv[argc++] = user[i];
 	argv[argc] = NULL;
 
 	if (rte_eal_init(argc, argv) < 0) {
@@ -304,13 +342,30 @@ static unsigned dp_rx(struct sk_netdev *d, unsigned q, struct sk_pkt **pkts, uns
 		m[got++] = dq->stash[dq->stash_pos++];
 	if (got < n)
 		got += rte_eth_rx_burst(x->port, (uint16_t)q, m + got, (uint16_t)(n - got));
+	if (!got)
+		return 0;
+	if (unlikely(++dq->bursts == DP_POOL_CHECK_BURSTS)) {
+		/* Received payloads stay in their mbufs while sockets hold
+		 * them unread; should that drain the pool, the PMD could not
+		 * refill its ring and every connection of the queue would
+		 * stall.  Below a quarter free, packets are copied into the
+		 * stack's own buffers and the mbufs go straight back. */
+		dq->bursts = 0;
+		dq->copy_rx = rte_mempool_avail_count(x->pool) < x->pool->size / 4;
+	}
 	for (unsigned i = 0; i < got; i++) {
-		pkts[i] = mbuf_to_pkt(m[i]);
 		st->rx_bytes += m[i]->pkt_len;
+		pkts[i] = mbuf_to_pkt(m[i]);
+		if (unlikely(dq->copy_rx)) {
+			struct sk_pkt *c = sk_pkt_copy(pkts[i]);
+			if (c) {
+				sk_pkt_free(pkts[i]);
+				pkts[i] = c;
+			}
+		}
 	}
 	st->rx_packets += got;
-	if (got)
-		dq->rx_seen = true;	/* (no clock read on the fast path) */
+	dq->rx_seen = true;	/* (no clock read on the fast path) */
 	return got;
 }
 
@@ -320,10 +375,12 @@ static inline void tx_offloads(const struct dp_dev *x, const struct sk_pkt *p,
 			       struct rte_mbuf *m)
 {
 	m->ol_flags = 0;
+	m->tx_offload = 0;	/* a received mbuf going back out carries its own */
 	if (!(p->ol_flags & (SK_PKT_TX_IP_CSUM | SK_PKT_TX_L4_CSUM)))
 		return;
 	m->l2_len = p->l2_len;
 	m->l3_len = p->l3_len;
+	m->l4_len = p->l4_len;
 	m->ol_flags = RTE_MBUF_F_TX_IPV4;
 	if (p->ol_flags & SK_PKT_TX_IP_CSUM)
 		m->ol_flags |= x->tx_ol_ip;
@@ -441,8 +498,16 @@ static void port_release(struct dp_dev *x)
 	rte_eth_dev_close(x->port);
 	if (dev)
 		rte_dev_remove(dev);
-	if (x->pool)
+	ports_open[x->port] = false;
+	/* Every shard's stack is gone, but a packet forwarded between shards
+	 * may still sit in a cross-shard ring, to be freed when it arrives:
+	 * then the pool stays (until the process ends) rather than have that
+	 * mbuf land in freed memory. */
+	if (x->pool && rte_mempool_in_use_count(x->pool) == 0)
 		rte_mempool_free(x->pool);
+	else if (x->pool)
+		sk_log_debug("dpdk: %u mbufs still out at close; the pool stays",
+			     rte_mempool_in_use_count(x->pool));
 }
 
 static int dp_attach(struct sk_netdev *d, unsigned q)
@@ -463,10 +528,11 @@ static int dp_attach(struct sk_netdev *d, unsigned q)
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		ssize_t l = readlink(path, link, sizeof(link) - 1);
 		link[l > 0 ? l : 0] = 0;
-		/* An eventfd (memif) says "notified" until read; a tap queue's
-		 * descriptor is readable exactly while frames wait. */
-		dq->intr_drain = strstr(link, "eventfd") != NULL;
-		if (dq->intr_drain)
+		/* An eventfd says "notified" until read, and only while the
+		 * PMD's interrupt is enabled; anything else (a tap queue's
+		 * descriptor) is readable exactly while frames wait. */
+		dq->intr_level = strstr(link, "eventfd") == NULL;
+		if (!dq->intr_level)
 			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		dq->intr_fd = fd;
 	}
@@ -482,13 +548,14 @@ static bool dp_rx_pending(struct sk_netdev *d, unsigned q)
 		return true;
 	/* About to sleep: ask for a notification first, then look, so that a
 	 * packet arriving in between is either seen here or notified. */
-	if (dq->intr_fd >= 0 && !dq->armed &&
-	    rte_eth_dev_rx_intr_enable(x->port, (uint16_t)q) == 0) {
-		dq->armed = true;
-		if (dq->intr_drain) {
+	if (dq->intr_fd >= 0 && !dq->intr_level && !dq->armed) {
+		if (rte_eth_dev_rx_intr_enable(x->port, (uint16_t)q) == 0) {
 			uint64_t v;
+			dq->armed = true;
 			while (read(dq->intr_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
 				;
+		} else {
+			dq->intr_fd = -1;	/* cannot be notified: polled */
 		}
 	}
 	dq->stash_pos = 0;
@@ -499,7 +566,7 @@ static bool dp_rx_pending(struct sk_netdev *d, unsigned q)
 static int dp_wait_fd(struct sk_netdev *d, unsigned q)
 {
 	struct dp_queue *dq = &dp_of(d)->q[q];
-	return dq->armed ? dq->intr_fd : -1;
+	return dq->intr_level || dq->armed ? dq->intr_fd : -1;
 }
 
 static uint64_t dp_next_event(struct sk_netdev *d, unsigned q)
@@ -507,7 +574,7 @@ static uint64_t dp_next_event(struct sk_netdev *d, unsigned q)
 	struct dp_queue *dq = &dp_of(d)->q[q];
 	uint64_t now;
 
-	if (dq->armed)
+	if (dq->intr_level || dq->armed)
 		return UINT64_MAX;
 	now = sk_now_ns();
 	if (dq->rx_seen || dq->nstash) {
@@ -599,6 +666,16 @@ static int port_configure(struct dp_dev *x, const struct rte_eth_dev_info *di,
 	return r;
 }
 
+/* Before anything is probed: the vdev bus picks the driver whose name
+ * begins the device's name, so the name alone says which PMD would run. */
+static bool name_allowed(const char *name)
+{
+	for (size_t i = 0; i < sizeof(dp_allowed) / sizeof(dp_allowed[0]); i++)
+		if (!strncmp(name, dp_allowed[i], strlen(dp_allowed[i])))
+			return true;
+	return false;
+}
+
 static bool driver_allowed(const struct rte_eth_dev_info *di)
 {
 	const struct rte_bus *bus = di->device ? rte_dev_bus(di->device) : NULL;
@@ -642,7 +719,9 @@ static int port_open(const char *vdev, unsigned nq, const uint8_t *mac, struct d
 			 di.driver_name, di.max_rx_queues, di.max_tx_queues, nq);
 		return -EINVAL;
 	}
-	snprintf(pool_name, sizeof(pool_name), "sk_mbuf_%u", x->port);
+	/* A pool of an earlier open may still exist (see port_release). */
+	static unsigned pools;
+	snprintf(pool_name, sizeof(pool_name), "sk_mbuf_%u_%u", x->port, pools++);
 	x->pool = rte_pktmbuf_pool_create(pool_name, nq * DP_MBUFS_PER_QUEUE - 1, DP_MBUF_CACHE,
 					  (uint16_t)RTE_ALIGN_CEIL(sizeof(struct sk_pkt),
 								   RTE_MBUF_PRIV_ALIGN),
@@ -760,6 +839,15 @@ int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
 	 * --vdev), so that a bad one fails alone and a later open in the
 	 * same process (a test) plugs it again. */
 	snprintf(name, sizeof(name), "%.*s", (int)strcspn(vdev, ","), vdev);
+	if (!name_allowed(name)) {
+		sk_log_error("dpdk: '%s' is not a virtual device skerry drives (net_memifN, "
+			     "net_tapN, net_af_packetN, net_ringN, net_nullN)", name);
+		return -EPERM;
+	}
+	if (rte_eth_dev_get_port_by_name(name, &port) == 0 && ports_open[port]) {
+		sk_log_error("dpdk: %s is already open in this process", name);
+		return -EBUSY;
+	}
 	if (rte_eth_dev_get_port_by_name(name, &port) && (r = rte_dev_probe(vdev)) != 0) {
 		sk_log_error("dpdk: cannot create virtual device '%s' (unknown driver or bad "
 			     "arguments: see EAL's message above)", vdev);
@@ -781,6 +869,7 @@ int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
 		sk_free(x);
 		return r;
 	}
+	ports_open[x->port] = true;
 	x->dev.rx_burst = dp_rx;
 	x->dev.tx_burst = dp_tx;
 	x->dev.ops = &dp_ops;
