@@ -7,7 +7,8 @@
  * starts; unknown and disallowed devices fail cleanly; a received mbuf is
  * the sk_pkt itself and is sent back out without a copy, while the stack's
  * own buffers and chains are copied into one mbuf; per-queue counters; RSS
- * claimed where the PMD has it; one user per port; the sleep protocol (rx_pending keeps what it
+ * claimed where the PMD has it; one user per port; copying instead of
+ * holding mbufs once the pool runs low; the sleep protocol (rx_pending keeps what it
  * peeked, next_event polls at once while traffic flows); a port closed
  * with packets in flight opens again empty.
  *
@@ -319,4 +320,57 @@ static sk_future rss_main(void *arg)
 SK_TEST(rss_is_programmed_where_the_pmd_has_it)
 {
 	CHECK_EQ(sk_test_run(1, rss_main, NULL), 0);
+}
+
+static sk_future low_pool_main(void *arg)
+{
+	enum { HOLD_MAX = 7500 };
+	struct sk_netdev *d = NULL;
+	struct sk_pkt **held = sk_alloc(HOLD_MAX * sizeof(*held));
+	struct sk_pkt *b[32];
+	unsigned nheld = 0, copied_at = 0;
+	(void)arg;
+
+	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &d), 0);
+	if (!d || !held) {
+		sk_free(held);
+		return sk_make_ready(0);
+	}
+	CHECK_EQ(sk_netdev_attach(d, 0), 0);
+	/* Hold every received packet, as sockets do with unread payloads:
+	 * before the pool (8191 mbufs) is gone, receive starts copying. */
+	while (nheld + 32 <= HOLD_MAX && !copied_at) {
+		for (unsigned i = 0; i < 32; i++)
+			b[i] = frame(100, (uint8_t)i);
+		CHECK_EQ(d->tx_burst(d, 0, b, 32), 32);
+		unsigned got = rx_wait(d, held + nheld, 32);
+		CHECK_EQ(got, 32);
+		for (unsigned i = 0; i < got; i++)
+			if (!(held[nheld + i]->flags & SK_PKT_F_EMBEDDED) && !copied_at)
+				copied_at = nheld + i;
+		nheld += got;
+	}
+	/* (The pool is looked at every 16 bursts: 512 packets here.) */
+	CHECK(copied_at >= 8191 / 2 && copied_at < 8191 - 512);
+	CHECK(same_bytes(held[nheld - 1], 100, 31));
+	/* The app reads: mbufs go back, and receive is zero-copy again. */
+	for (unsigned i = 0; i < nheld; i++)
+		sk_pkt_free(held[i]);
+	bool embedded = false;
+	for (unsigned round = 0; round < 40 && !embedded; round++) {
+		b[0] = frame(100, 5);
+		CHECK_EQ(d->tx_burst(d, 0, b, 1), 1);
+		CHECK_EQ(rx_wait(d, b, 1), 1);
+		embedded = b[0]->flags & SK_PKT_F_EMBEDDED;
+		sk_pkt_free(b[0]);
+	}
+	CHECK(embedded);
+	sk_free(held);
+	sk_netdev_close(d);
+	return sk_make_ready(0);
+}
+
+SK_TEST(receive_copies_while_held_packets_drain_the_pool_then_stops)
+{
+	CHECK_EQ(sk_test_run(1, low_pool_main, NULL), 0);
 }

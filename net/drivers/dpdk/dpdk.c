@@ -65,7 +65,7 @@
  * (TCP keeps received payloads zero-copy) and the mempool caches. */
 #define DP_MBUFS_PER_QUEUE 8192
 #define DP_MBUF_CACHE	256
-#define DP_POOL_CHECK_BURSTS 64	/* how often rx looks at the pool's level */
+#define DP_POOL_CHECK_BURSTS 16	/* how often rx looks at the pool's level */
 #define DP_EAL_USER_MAX	48	/* --eal arguments */
 /* A PMD without rx interrupts is polled without pause while packets came
  * in the last DP_HOT_NS - a request/response peer answers within that, and
