@@ -64,41 +64,14 @@ MS=10.233.0.1	# memif: the server
 MC=10.233.0.2	# memif: the load generator
 EAL='--no-huge -m 512'
 EALOPT=(--eal "$EAL")	# empty in the hugepages case
-GRACE=3000	# the servers' --stop-grace-ms
+GRACE=3000	# the servers' --stop-grace-ms (sigterm_case checks it was not used up)
 
 tmp=$(mktemp -d /tmp/skerry-dpdk-test.XXXXXX)
+CASE_PREFIX=dpdk_	# of the cases lib.sh names itself
 pids=()
 ns_made=0
 huge_setup=0
 
-# is process $1 a descendant of this script?
-ours() {
-	local p=$1
-	for _ in $(seq 1 32); do
-		p=$(ppid "$p")
-		[ -z "$p" ] || [ "$p" -le 1 ] && return 1
-		[ "$p" = "$$" ] && return 0
-	done
-	return 1
-}
-# delete the namespace (and so the taps in it) after killing whatever of
-# ours is still in it; 0 when it is gone
-ns_teardown() {
-	local p
-	[ "$ns_made" -eq 1 ] || return 0
-	kill_ours
-	for p in $(ip netns pids "$NS" 2>/dev/null); do
-		ours "$p" && kill -KILL "$p" 2>/dev/null
-	done
-	for _ in $(seq 1 20); do
-		[ -z "$(ip netns pids "$NS" 2>/dev/null)" ] && break
-		sleep 0.1
-	done
-	ip netns del "$NS" 2>/dev/null
-	[ -e "/run/netns/$NS" ] && return 1
-	ns_made=0
-	return 0
-}
 huge_teardown() {
 	[ "$huge_setup" -eq 1 ] || return 0
 	timeout -k 1 20 bash "$hugepages" teardown >&2 && huge_setup=0
@@ -112,30 +85,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# section SECONDS: the budget of the part that starts now
-section() { SECTION_END=$(($(date +%s) + $1)); }
 SECTION_END=$DEADLINE
-# left: seconds before the end of the section (or the deadline), capped at $1
-left() {
-	local now l
-	now=$(date +%s)
-	l=$((SECTION_END - now))
-	[ $((DEADLINE - now)) -lt "$l" ] && l=$((DEADLINE - now))
-	[ "$l" -lt "$1" ] && echo "$l" || echo "$1"
-}
-# nsrun SECONDS CMD...: CMD in the namespace, killed after SECONDS (fewer
-# if the section's budget is nearly spent; status 124 at once if it is)
-nsrun() {
-	local t
-	t=$(left "$1")
-	shift
-	if [ "$t" -lt 1 ]; then
-		echo "out of time budget: $*" >&2
-		return 124
-	fi
-	timeout -k 2 "$t" ip netns exec "$NS" "$@"
-}
-one_line() { tr '\n' '|' | cut -c1-"${1:-600}"; }
 
 # Every case that needs DPDK, root and a namespace: all skipped together
 # when one of them is missing.
@@ -228,39 +178,18 @@ fi
 
 # ------------------------------------------------------------ servers
 # start_dpdk NAME BIN VDEV IP ARGS...: BIN in the namespace on
-# --netdev=dpdk:VDEV with EALOPT (--eal "$EAL"); sets SPID (the
-# server itself: `ip netns exec` execs it) and LOG.  1 if it is not the
-# server or is not listening within 15 s (then it is killed).
+# --netdev=dpdk:VDEV with EALOPT (--eal "$EAL") (ns_start: sets SPID and
+# LOG).  1 with START_ERR if it is not the server or is not listening
+# within 15 s (then it is killed).
 start_dpdk() {
-	local name=$1 bin=$2 vdev=$3 ip=$4 exe want nsi t_end
+	local name=$1 bin=$2 vdev=$3 ip=$4 t_end
 	shift 4
-	LOG=$tmp/$name.log
-	START_ERR=""
-	ip netns exec "$NS" "$bin" --stack=native --netdev="dpdk:$vdev" --ip "$ip" \
-		"${EALOPT[@]}" --log-level debug --stop-grace-ms "$GRACE" "$@" </dev/null >"$LOG" 2>&1 &
-	SPID=$!
-	pids+=("$SPID")
-	want=$(readlink -f "$bin")
-	nsi=$(stat -L -c %i "/run/netns/$NS" 2>/dev/null)
-	for _ in $(seq 1 40); do	# up to 2 s for the exec
-		exe=$(readlink "/proc/$SPID/exe" 2>/dev/null)
-		[ "$exe" = "$want" ] && break
-		running "$SPID" || break
-		sleep 0.05
-	done
-	if [ "$exe" != "$want" ] || [ "$(ppid "$SPID")" != "$$" ] ||
-		[ "$(readlink "/proc/$SPID/ns/net")" != "net:[$nsi]" ]; then
-		if running "$SPID"; then
-			START_ERR="pid $SPID is not $want in $NS (exe '$exe'): "
-		fi
-		stop_dpdk "$SPID" KILL
-		START_ERR="$START_ERR$(tail -8 "$LOG" | one_line 1200)"
-		return 1
-	fi
+	ns_start "$name" "$bin" --stack=native --netdev="dpdk:$vdev" --ip "$ip" \
+		"${EALOPT[@]}" --log-level debug --stop-grace-ms "$GRACE" "$@" || return 1
 	t_end=$(($(date +%s) + 15))
 	while [ "$(date +%s)" -lt "$t_end" ]; do
 		if ! running "$SPID"; then
-			stop_dpdk "$SPID" KILL
+			ns_stop "$SPID" KILL
 			START_ERR="exited (status $STOP_RC): $(tail -8 "$LOG" | one_line 1200)"
 			return 1
 		fi
@@ -268,7 +197,7 @@ start_dpdk() {
 		sleep 0.1
 	done
 	START_ERR="not listening within 15 s: $(tail -8 "$LOG" | one_line 1200)"
-	stop_dpdk "$SPID" KILL
+	ns_stop "$SPID" KILL
 	return 1
 }
 
@@ -293,134 +222,6 @@ tap_up() {
 		return 1
 	fi
 	return 0
-}
-
-# wait_up PID PROBE...: until PROBE succeeds, up to 10 s
-wait_up() {
-	local pid=$1 t_end=$(($(date +%s) + 10))
-	shift
-	while [ "$(date +%s)" -lt "$t_end" ]; do
-		if ! running "$pid"; then
-			stop_dpdk "$pid" KILL
-			START_ERR="exited (status $STOP_RC): $(tail -5 "$LOG" | one_line)"
-			return 1
-		fi
-		"$@" && return 0
-		sleep 0.2
-	done
-	START_ERR="no answer within 10 s: $(tail -5 "$LOG" | one_line)"
-	return 1
-}
-probe_httpd() { nsrun 3 curl -s --noproxy '*' -o /dev/null -m 1 "http://$SIP:8080/tiny.txt"; }
-probe_mc() {
-	nsrun 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "version\r\n" >&3 &&
-		read -t 1 -r l <&3 && [[ $l == VERSION* ]]' probe "$SIP" 11211 2>/dev/null
-}
-
-# stop_dpdk PID [SIG]: SIG (TERM), up to 5 s, then SIGKILL; STOP_RC is its
-# status, STOP_SLOW 1 if it needed the SIGKILL
-stop_dpdk() {
-	local pid=$1 p mine=0
-	STOP_SLOW=0
-	STOP_RC=none
-	for p in "${pids[@]}"; do
-		[ "$p" = "$pid" ] && mine=1
-	done
-	[ "$mine" -eq 1 ] || return 0	# waited for already
-	# signals only while it is our child (bash may have reaped it: then
-	# its pid could be someone else's by now); wait gives its status
-	if [ "$(ppid "$pid")" = "$$" ]; then
-		kill -"${2:-TERM}" "$pid" 2>/dev/null
-		for _ in $(seq 1 100); do
-			running "$pid" || break
-			sleep 0.05
-		done
-		if running "$pid" && [ "$(ppid "$pid")" = "$$" ]; then
-			STOP_SLOW=1
-			kill -KILL "$pid" 2>/dev/null
-		fi
-	fi
-	wait "$pid" 2>/dev/null
-	STOP_RC=$?
-	forget "$pid"
-}
-
-# sigterm_case NAME PID: SIGTERM, exit status 0 within 5 s, and not by
-# giving up on work in flight (servers get --stop-grace-ms $GRACE: when a
-# peer went away with connections half-closed it shows as that warning
-# instead of as a kill after 5 s, and costs less time)
-sigterm_case() {
-	stop_dpdk "$2" TERM
-	if [ "$STOP_RC" = none ]; then
-		bad "$1" "pid $2 is not a server of ours still to be waited for"
-	elif [ "$STOP_SLOW" -eq 1 ]; then
-		bad "$1" "still running 5 s after SIGTERM: $(tail -5 "$LOG" | one_line)"
-	elif grep -q 'work still in flight after' "$LOG"; then
-		bad "$1" "exit $STOP_RC only after the whole --stop-grace-ms $GRACE (TCP connections still closing, e.g. a peer's last ACKs lost): $(grep -m1 'work still in flight' "$LOG")"
-	elif [ "$STOP_RC" -ne 0 ]; then
-		bad "$1" "exit status $STOP_RC: $(tail -8 "$LOG" | one_line 1500)"
-	else
-		ok "$1"
-	fi
-	show_counters "$LOG"
-}
-
-# the per-shard counters the stack logged at exit
-show_counters() { grep -o 'native stack counters of shard.*' "$1" | sed 's/^/  # /' >&2; }
-
-# shards_used NAME LOG: every shard accepted connections
-# (tcp_passive_opens), as test_native.sh checks; rx_frames and fwd_in are
-# shown with it (which queue the frames came in on, and how many a shard
-# forwarded to their flow's shard)
-shards_used() {
-	local name=$1 log=$2 lines s n0 n1 info=""
-	lines=$(grep -o 'native stack counters of shard [0-9]*:.*' "$log")
-	n0=$(grep 'of shard 0:' <<<"$lines" | grep -oE 'tcp_passive_opens=[0-9]+' | cut -d= -f2)
-	n1=$(grep 'of shard 1:' <<<"$lines" | grep -oE 'tcp_passive_opens=[0-9]+' | cut -d= -f2)
-	for s in 0 1; do
-		info="$info shard $s:$(grep "of shard $s:" <<<"$lines" |
-			grep -oE ' (tcp_passive_opens|rx_frames|fwd_in)=[0-9]+' | tr -d '\n')"
-	done
-	if [ -z "$lines" ]; then
-		bad "$name" "no 'native stack counters' lines in the log (--log-level debug)"
-	elif [ "${n0:-0}" -gt 0 ] && [ "${n1:-0}" -gt 0 ]; then
-		ok "$name"
-		echo "  #$info" >&2
-	else
-		bad "$name" "tcp_passive_opens not on both shards:$info"
-	fi
-}
-
-# run_py SCRIPT SUMMARY-TAG CAP ARGS...: one of the Python client suites in
-# the namespace; its cases are counted here
-run_py() {
-	local script=$1 tag=$2 cap=$3 tmo
-	shift 3
-	tmo=$(left "$cap")
-	if [ "$tmo" -lt 5 ]; then
-		bad "dpdk_${script%.py}_run" "out of time budget ($*)"
-		return
-	fi
-	count_cases "$tag" < <(nsrun "$tmo" "$PY" "$here/$script" "$@" 2>&1; echo "# rc $?")
-	if [ "$CASES_SEEN" -ne 1 ]; then
-		bad "dpdk_${script%.py}_completed" "$script $* exit $CASES_RC without a summary (timeout ${tmo}s?)"
-	fi
-}
-
-run_memccapable() {
-	local name=$1 mode=$2 out rc tmo
-	tmo=$(left 30)
-	if [ "$tmo" -lt 3 ]; then
-		bad "$name" "out of time budget"
-		return
-	fi
-	out=$(nsrun "$tmo" memccapable -h "$SIP" -p 11211 "$mode" 2>&1)
-	rc=$?
-	if [ "$rc" -eq 0 ] && grep -q '^All tests passed' <<<"$out" && ! grep -q 'FAIL' <<<"$out"; then
-		ok "$name"
-	else
-		bad "$name" "memccapable $mode exit $rc: $(grep -vE '\[pass\]' <<<"$out" | head -20 | one_line 1500)"
-	fi
 }
 
 # loadgen_case NAME ARGS...: skerry-loadgen in the namespace on the client
@@ -453,48 +254,6 @@ loadgen_case() {
 
 CURL=(curl -sS --noproxy '*')
 base=http://$SIP:8080
-
-# 200 connections open at once, then each GETs a file and checks it
-CONC_PY='
-import socket, sys, threading, os
-host, port, n, root = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
-bodies = {f: open(os.path.join(root, f), "rb").read() for f in files}
-bar = threading.Barrier(n + 1, timeout=25)
-errs = []
-def one(i):
-    f = files[i % len(files)]
-    try:
-        s = socket.create_connection((host, port), timeout=20)
-    except Exception as e:
-        errs.append("%d: connect: %r" % (i, e)); bar.abort(); return
-    try:
-        bar.wait()
-        s.sendall(b"GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % f.encode())
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d: break
-            buf += d
-        head, _, body = buf.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200 ") or body != bodies[f]:
-            errs.append("%d: /%s: %r, %d body bytes of %d" % (i, f, head[:40], len(body), len(bodies[f])))
-    except Exception as e:
-        errs.append("%d: /%s: %r" % (i, f, e))
-    finally:
-        s.close()
-ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-for t in ts: t.start()
-try:
-    bar.wait()
-except threading.BrokenBarrierError:
-    errs.append("not all %d connected within 25 s" % n)
-for t in ts: t.join(40)
-ok = n - len(errs)
-print("%d of %d connections ok" % (ok, n))
-for e in errs[:10]: print(e)
-sys.exit(0 if not errs else 1)
-'
 
 # ---------------------------------------------------------- namespace
 setup_ns() {
@@ -561,10 +320,10 @@ if setup_ns; then
 		mpid=$SPID
 		mlog=$LOG
 		# first, on the fresh server: its stats case wants curr_items 0
-		run_py mc_client_test.py mc_client_test 45 "$SIP" 11211 1 --group main \
+		ns_run_py mc_client_test.py mc_client_test 45 "$SIP" 11211 1 --group main \
 			--pid "$mpid" --mem 64 --conns 2000 --prefix dpdk_tap_mc_
-		run_memccapable dpdk_tap_mc_memccapable_ascii -a
-		run_memccapable dpdk_tap_mc_memccapable_binary -b
+		ns_memccapable dpdk_tap_mc_memccapable_ascii -a
+		ns_memccapable dpdk_tap_mc_memccapable_binary -b
 		out=$(nsrun 10 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "stats\r\nquit\r\n" >&3 &&
 			timeout 5 cat <&3' stats "$SIP" 11211 2>&1 | tr -d '\r')
 		if grep -qx "STAT pid $mpid" <<<"$out" && grep -qE '^STAT curr_connections [0-9]+$' <<<"$out" &&
@@ -577,7 +336,7 @@ if setup_ns; then
 		sigterm_case dpdk_tap_mc_sigterm_exits_0_within_5s "$mpid"
 	else
 		bad dpdk_tap_mc_starts "$START_ERR"
-		stop_dpdk "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 	echo "# tap memcached part: $(($(date +%s) - T_START)) s so far" >&2
 
@@ -596,34 +355,15 @@ if setup_ns; then
 			bad dpdk_tap_mac_option_is_the_stack_s_and_the_kernel_keeps_its_own \
 				"kernel side $kmac, neighbour entry '$(one_line <<<"$neigh")', want $SMAC"
 		fi
-		errs=""
-		while IFS= read -r f; do
-			u=$(sed 's/ /%20/g' <<<"$f")
-			rm -f "$tmp/body"
-			out=$(nsrun 12 "${CURL[@]}" -m 10 -o "$tmp/body" -w '%{http_code} %{http_version}' "$base/$u" 2>&1 | tr '\n' ' ')
-			out=${out% }
-			[ "$out" = "200 1.1" ] || errs="$errs /$u: '$out';"
-			cmp -s "$tmp/body" "$www/$f" || errs="$errs /$u: body differs ($(stat -c %s "$tmp/body" 2>/dev/null) bytes of $(stat -c %s "$www/$f"));"
-		done < <(cd "$www" && find . -type f | sed 's|^\./||' | sort)
-		[ -z "$errs" ] && ok dpdk_tap_httpd_curl_www_files_exact || bad dpdk_tap_httpd_curl_www_files_exact "$errs"
+		httpd_www_files_case dpdk_tap_httpd_curl_www_files_exact
 
-		out=$(nsrun 12 "${CURL[@]}" -m 10 -o /dev/null -w '%{http_code}' "$base/nothere.html" 2>&1)
-		[ "$out" = 404 ] && ok dpdk_tap_httpd_404 || bad dpdk_tap_httpd_404 "got '$(one_line <<<"$out")', want 404"
+		httpd_404_case dpdk_tap_httpd_404
 
-		rm -f "$tmp"/k[1-4]
-		out=$(nsrun 12 "${CURL[@]}" -m 10 -v -o "$tmp/k1" -o "$tmp/k2" -o "$tmp/k3" -o "$tmp/k4" \
-			"$base/index.html" "$base/1k.txt" "$base/64k.bin" "$base/tiny.txt" 2>&1)
-		if [ "$(grep -c 'Re-using existing connection' <<<"$out")" -eq 3 ] &&
-			cmp -s "$tmp/k1" "$www/index.html" && cmp -s "$tmp/k2" "$www/1k.txt" &&
-			cmp -s "$tmp/k3" "$www/64k.bin" && cmp -s "$tmp/k4" "$www/tiny.txt"; then
-			ok dpdk_tap_httpd_keepalive_4_requests_1_connection
-		else
-			bad dpdk_tap_httpd_keepalive_4_requests_1_connection "no reuse or wrong bodies: $(grep -E '^[*<>] ' <<<"$out" | head -30 | one_line)"
-		fi
+		httpd_keepalive_case dpdk_tap_httpd_keepalive_4_requests_1_connection
 		sigterm_case dpdk_tap_httpd_sigterm_exits_0_within_5s "$hpid"
 	else
 		bad dpdk_tap_httpd_starts "$START_ERR"
-		stop_dpdk "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 
 	# ---------------------------------- net_tap, 2 shards, 2 queues
@@ -633,18 +373,12 @@ if setup_ns; then
 		ok dpdk_tap2_httpd_starts
 		hpid=$SPID
 		hlog=$LOG
-		out=$(nsrun 45 "$PY" -c "$CONC_PY" "$SIP" 8080 200 "$www" 2>&1)
-		rc=$?
-		if [ $rc -eq 0 ]; then
-			ok dpdk_tap2_httpd_200_concurrent_connections
-		else
-			bad dpdk_tap2_httpd_200_concurrent_connections "exit $rc: $(one_line 1500 <<<"$out")"
-		fi
+		httpd_concurrent_case dpdk_tap2_httpd_200_concurrent_connections
 		sigterm_case dpdk_tap2_httpd_sigterm_exits_0_within_5s "$hpid"
 		shards_used dpdk_tap2_httpd_both_shards_accepted "$hlog"
 	else
 		bad dpdk_tap2_httpd_starts "$START_ERR"
-		stop_dpdk "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 	echo "# tap part: $(($(date +%s) - T_START)) s so far" >&2
 
@@ -661,7 +395,7 @@ if setup_ns; then
 		sigterm_case dpdk_memif_mc_sigterm_exits_0_within_5s "$mpid"
 	else
 		bad dpdk_memif_mc_starts "$START_ERR"
-		stop_dpdk "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 
 	# --------------------------------------- memif: 2 shards each
@@ -676,19 +410,21 @@ if setup_ns; then
 		shards_used dpdk_memif2_mc_both_shards_accepted "$mlog"
 	else
 		bad dpdk_memif2_mc_starts "$START_ERR"
-		stop_dpdk "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 	echo "# memif part: $(($(date +%s) - T_START)) s so far" >&2
 
 	# ------------------------------------- memif on 2 MiB hugepages
 	section 25
+	huge_why=""
 	if [ ! -f "$hugepages" ]; then
-		for c in eal_memory_on_2m_pages loadgen_verify mc_sigterm_exits_0_within_5s; do
-			skip "dpdk_memif_hugepages_$c" "scripts/hugepages is missing"
-		done
+		huge_why="scripts/hugepages is missing"
 	elif ! out=$(timeout -k 1 20 bash "$hugepages" setup 512 2>&1); then
+		huge_why="scripts/hugepages setup 512 failed: $(one_line <<<"$out")"
+	fi
+	if [ -n "$huge_why" ]; then
 		for c in eal_memory_on_2m_pages loadgen_verify mc_sigterm_exits_0_within_5s; do
-			skip "dpdk_memif_hugepages_$c" "scripts/hugepages setup 512 failed: $(one_line <<<"$out")"
+			skip "dpdk_memif_hugepages_$c" "$huge_why"
 		done
 	else
 		huge_setup=1
@@ -710,7 +446,7 @@ if setup_ns; then
 			sigterm_case dpdk_memif_hugepages_mc_sigterm_exits_0_within_5s "$mpid"
 		else
 			bad dpdk_memif_hugepages_loadgen_verify "the server did not start: $START_ERR"
-			stop_dpdk "$SPID" KILL
+			ns_stop "$SPID" KILL
 		fi
 		EALOPT=(--eal "$EAL")
 		huge_teardown
@@ -718,13 +454,7 @@ if setup_ns; then
 fi
 
 # ---------------------------------------------------------- teardown
-kill_ours
-ns_teardown
-if [ -e "/run/netns/$NS" ] || ip netns list 2>/dev/null | grep -qw "$NS"; then
-	bad dpdk_namespace_removed "$NS still exists"
-else
-	ok dpdk_namespace_removed
-fi
+ns_removed_case dpdk_namespace_removed
 
 echo "# total $(($(date +%s) - T_START)) s" >&2
 finish test_dpdk

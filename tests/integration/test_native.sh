@@ -47,37 +47,10 @@ KT=3	# --keepalive-timeout
 FAULT=drop=0.02,reorder=0.01,dup=0.01,corrupt=0.001,seed=7
 
 tmp=$(mktemp -d /tmp/skerry-native-test.XXXXXX)
+CASE_PREFIX=native_	# of the cases lib.sh names itself
 pids=()
 ns_made=0
 
-# is process $1 a descendant of this script?
-ours() {
-	local p=$1 n
-	for n in $(seq 1 32); do
-		p=$(ppid "$p")
-		[ -z "$p" ] || [ "$p" -le 1 ] && return 1
-		[ "$p" = "$$" ] && return 0
-	done
-	return 1
-}
-# delete the namespace (and so its taps) after killing whatever of ours is
-# still in it; 0 when it is gone
-ns_teardown() {
-	local p
-	[ "$ns_made" -eq 1 ] || return 0
-	kill_ours
-	for p in $(ip netns pids "$NS" 2>/dev/null); do
-		ours "$p" && kill -KILL "$p" 2>/dev/null
-	done
-	for _ in $(seq 1 20); do
-		[ -z "$(ip netns pids "$NS" 2>/dev/null)" ] && break
-		sleep 0.1
-	done
-	ip netns del "$NS" 2>/dev/null
-	[ -e "/run/netns/$NS" ] && return 1
-	ns_made=0
-	return 0
-}
 cleanup() {
 	kill_ours
 	ns_teardown
@@ -86,30 +59,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# section SECONDS: the budget of the part that starts now
-section() { SECTION_END=$(( $(date +%s) + $1 )); }
 SECTION_END=$DEADLINE
-# left: seconds before the end of the section (or the deadline), capped at $1
-left() {
-	local now l
-	now=$(date +%s)
-	l=$((SECTION_END - now))
-	[ $((DEADLINE - now)) -lt "$l" ] && l=$((DEADLINE - now))
-	[ "$l" -lt "$1" ] && echo "$l" || echo "$1"
-}
-# nsrun SECONDS CMD...: CMD in the namespace, killed after SECONDS (fewer
-# if the section's budget is nearly spent; status 124 at once if it is)
-nsrun() {
-	local t
-	t=$(left "$1")
-	shift
-	if [ "$t" -lt 1 ]; then
-		echo "out of time budget: $*" >&2
-		return 124
-	fi
-	timeout -k 2 "$t" ip netns exec "$NS" "$@"
-}
-one_line() { tr '\n' '|' | cut -c1-"${1:-600}"; }
 
 # ------------------------------------------------------------ bad usage
 # (no namespace: these stop at option checking)
@@ -204,137 +154,14 @@ setup_ns() {
 	return 1
 }
 
-# start_native NAME BIN ARGS...: BIN on the tap in the namespace; sets SPID
-# (the server itself: `ip netns exec` execs it) and LOG.  1 if it is not
-# the server or does not come up within 10 s (then it is killed).
+# start_native NAME BIN ARGS...: BIN on the tap in the namespace (ns_start:
+# sets SPID and LOG); 1 with START_ERR if it is not the server (then it is
+# killed).  wait_up then waits for it to answer.
 start_native() {
-	local name=$1 bin=$2 exe want nsi
+	local name=$1 bin=$2
 	shift 2
-	LOG=$tmp/$name.log
-	ip netns exec "$NS" "$bin" --stack=native --netdev=tap:$TAP --ip "$SIP/24" \
-		--log-level debug "$@" </dev/null >"$LOG" 2>&1 &
-	SPID=$!
-	pids+=("$SPID")
-	want=$(readlink -f "$bin")
-	nsi=$(stat -L -c %i "/run/netns/$NS" 2>/dev/null)
-	for _ in $(seq 1 40); do	# up to 2 s for the exec
-		exe=$(readlink "/proc/$SPID/exe" 2>/dev/null)
-		[ "$exe" = "$want" ] && break
-		running "$SPID" || break
-		sleep 0.05
-	done
-	if [ "$exe" = "$want" ] && [ "$(ppid "$SPID")" = "$$" ] &&
-		[ "$(readlink "/proc/$SPID/ns/net")" = "net:[$nsi]" ]; then
-		return 0
-	fi
-	if ! running "$SPID"; then
-		stop_native "$SPID" KILL
-		START_ERR="exited at once (status $STOP_RC): $(tail -5 "$LOG" | one_line)"
-	else
-		START_ERR="pid $SPID is not $want in $NS (exe '$exe', ppid $(ppid "$SPID"), $(readlink "/proc/$SPID/ns/net" 2>/dev/null)): $(tail -5 "$LOG" | one_line)"
-		stop_native "$SPID" KILL
-	fi
-	return 1
-}
-
-# wait_up PID PROBE...: until PROBE succeeds, up to 10 s
-wait_up() {
-	local pid=$1 t_end=$(( $(date +%s) + 10 ))
-	shift
-	while [ "$(date +%s)" -lt "$t_end" ]; do
-		if ! running "$pid"; then
-			stop_native "$pid" KILL
-			START_ERR="exited (status $STOP_RC): $(tail -5 "$LOG" | one_line)"
-			return 1
-		fi
-		"$@" && return 0
-		sleep 0.2
-	done
-	START_ERR="no answer within 10 s: $(tail -5 "$LOG" | one_line)"
-	return 1
-}
-probe_httpd() { nsrun 3 curl -s --noproxy '*' -o /dev/null -m 1 "http://$SIP:8080/tiny.txt"; }
-probe_mc() {
-	nsrun 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "version\r\n" >&3 &&
-		read -t 1 -r l <&3 && [[ $l == VERSION* ]]' probe "$SIP" 11211 2>/dev/null
-}
-
-# stop_native PID [KILL]: SIGTERM, up to 5 s, then SIGKILL; STOP_RC is its
-# status, STOP_SLOW 1 if it needed the SIGKILL
-stop_native() {
-	local pid=$1 p mine=0
-	STOP_SLOW=0
-	STOP_RC=none
-	for p in "${pids[@]}"; do
-		[ "$p" = "$pid" ] && mine=1
-	done
-	[ "$mine" -eq 1 ] || return 0	# waited for already
-	# signals only while it is our child (bash may have reaped it: then
-	# its pid could be someone else's by now); wait gives its status
-	if [ "$(ppid "$pid")" = "$$" ]; then
-		kill -"${2:-TERM}" "$pid" 2>/dev/null
-		for _ in $(seq 1 100); do
-			running "$pid" || break
-			sleep 0.05
-		done
-		if running "$pid" && [ "$(ppid "$pid")" = "$$" ]; then
-			STOP_SLOW=1
-			kill -KILL "$pid" 2>/dev/null
-		fi
-	fi
-	wait "$pid" 2>/dev/null
-	STOP_RC=$?
-	forget "$pid"
-}
-
-# sigterm_case NAME PID [0]: SIGTERM (0: it was sent already), exit status
-# 0 within 5 s
-sigterm_case() {
-	stop_native "$2" "${3:-TERM}"
-	if [ "$STOP_RC" = none ]; then
-		bad "$1" "pid $2 is not a server of ours still to be waited for"
-	elif [ "$STOP_SLOW" -eq 1 ]; then
-		bad "$1" "still running 5 s after SIGTERM: $(tail -5 "$LOG" | one_line)"
-	elif [ "$STOP_RC" -ne 0 ]; then
-		bad "$1" "exit status $STOP_RC: $(tail -5 "$LOG" | one_line)"
-	else
-		ok "$1"
-	fi
-	show_counters "$LOG"
-}
-
-# the per-shard counters the stack logged at exit
-show_counters() { grep -o 'native stack counters of shard.*' "$1" | sed 's/^/  # /' >&2; }
-
-# shards_used NAME LOG: every shard accepted connections (tcp_passive_opens)
-shards_used() {
-	local name=$1 log=$2 lines n0 n1
-	lines=$(grep -o 'native stack counters of shard [0-9]*:.*' "$log")
-	n0=$(grep 'of shard 0:' <<<"$lines" | grep -oE 'tcp_passive_opens=[0-9]+' | cut -d= -f2)
-	n1=$(grep 'of shard 1:' <<<"$lines" | grep -oE 'tcp_passive_opens=[0-9]+' | cut -d= -f2)
-	if [ -z "$lines" ]; then
-		bad "$name" "no 'native stack counters' lines in the log (--log-level debug)"
-	elif [ "${n0:-0}" -gt 0 ] && [ "${n1:-0}" -gt 0 ]; then
-		ok "$name"
-	else
-		bad "$name" "tcp_passive_opens shard 0: ${n0:-0}, shard 1: ${n1:-0}"
-	fi
-}
-
-# run_py SCRIPT SUMMARY-TAG CAP ARGS...: one of the Python client suites in
-# the namespace; its cases are counted here
-run_py() {
-	local script=$1 tag=$2 cap=$3 tmo
-	shift 3
-	tmo=$(left "$cap")
-	if [ "$tmo" -lt 5 ]; then
-		bad "native_${script%.py}_run" "out of time budget ($*)"
-		return
-	fi
-	count_cases "$tag" < <(nsrun "$tmo" "$PY" "$here/$script" "$@" 2>&1; echo "# rc $?")
-	if [ "$CASES_SEEN" -ne 1 ]; then
-		bad "native_${script%.py}_completed" "$script $* exit $CASES_RC without a summary (timeout ${tmo}s?)"
-	fi
+	ns_start "$name" "$bin" --stack=native --netdev=tap:$TAP --ip "$SIP/24" \
+		--log-level debug "$@"
 }
 
 CURL=(curl -sS --noproxy '*')
@@ -351,22 +178,6 @@ curl_get() {
 		fi
 	done
 	[ -z "$errs" ] && ok "$name" || bad "$name" "$errs"
-}
-
-run_memccapable() {
-	local name=$1 mode=$2 cap=${3:-30} out rc tmo
-	tmo=$(left "$cap")
-	if [ "$tmo" -lt 3 ]; then
-		bad "$name" "out of time budget"
-		return
-	fi
-	out=$(nsrun "$tmo" memccapable -h "$SIP" -p 11211 "$mode" 2>&1)
-	rc=$?
-	if [ "$rc" -eq 0 ] && grep -q '^All tests passed' <<<"$out" && ! grep -q 'FAIL' <<<"$out"; then
-		ok "$name"
-	else
-		bad "$name" "memccapable $mode exit $rc: $(grep -vE '\[pass\]' <<<"$out" | head -20 | one_line 1500)"
-	fi
 }
 
 # ICMP echo: ping, or the same from a raw socket when ping is not installed
@@ -416,7 +227,6 @@ ping_case() {
 	fi
 }
 
-# 200 connections open at once, then each GETs a file and checks it
 # memcached's UDP protocol (-U) through the native stack's UDP: values set
 # over TCP, read back over UDP - one datagram for a small value, several
 # (frame header: request id, sequence, total) for a 5,000-byte one.
@@ -446,47 +256,6 @@ for rid, key, want, ndg in ((7, "udp_small", b"hello", 1), (8, "udp_big", big, 4
     assert tot == ndg, (key, tot)
 '
 
-CONC_PY='
-import socket, sys, threading, os
-host, port, n, root = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
-bodies = {f: open(os.path.join(root, f), "rb").read() for f in files}
-bar = threading.Barrier(n + 1, timeout=25)
-errs = []
-def one(i):
-    f = files[i % len(files)]
-    try:
-        s = socket.create_connection((host, port), timeout=20)
-    except Exception as e:
-        errs.append("%d: connect: %r" % (i, e)); bar.abort(); return
-    try:
-        bar.wait()
-        s.sendall(b"GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % f.encode())
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d: break
-            buf += d
-        head, _, body = buf.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200 ") or body != bodies[f]:
-            errs.append("%d: /%s: %r, %d body bytes of %d" % (i, f, head[:40], len(body), len(bodies[f])))
-    except Exception as e:
-        errs.append("%d: /%s: %r" % (i, f, e))
-    finally:
-        s.close()
-ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-for t in ts: t.start()
-try:
-    bar.wait()
-except threading.BrokenBarrierError:
-    errs.append("not all %d connected within 25 s" % n)
-for t in ts: t.join(40)
-ok = n - len(errs)
-print("%d of %d connections ok" % (ok, n))
-for e in errs[:10]: print(e)
-sys.exit(0 if not errs else 1)
-'
-
 # ================================================================ run
 section 10
 if setup_ns; then
@@ -499,16 +268,7 @@ if setup_ns; then
 		hlog=$LOG
 		ping_case
 
-		errs=""
-		while IFS= read -r f; do
-			u=$(sed 's/ /%20/g' <<<"$f")
-			rm -f "$tmp/body"
-			out=$(nsrun 12 "${CURL[@]}" -m 10 -o "$tmp/body" -w '%{http_code} %{http_version}' "$base/$u" 2>&1 | tr '\n' ' ')
-			out=${out% }
-			[ "$out" = "200 1.1" ] || errs="$errs /$u: '$out';"
-			cmp -s "$tmp/body" "$www/$f" || errs="$errs /$u: body differs ($(stat -c %s "$tmp/body" 2>/dev/null) bytes of $(stat -c %s "$www/$f"));"
-		done < <(cd "$www" && find . -type f | sed 's|^\./||' | sort)
-		[ -z "$errs" ] && ok native_httpd_curl_www_files_exact || bad native_httpd_curl_www_files_exact "$errs"
+		httpd_www_files_case native_httpd_curl_www_files_exact
 
 		out=$(nsrun 12 "${CURL[@]}" -m 10 -I -o "$tmp/head" -w '%{http_code} %{size_download}' "$base/64k.bin" 2>&1)
 		if [ "$out" = "200 0" ] && tr -d '\r' <"$tmp/head" 2>/dev/null | grep -qix 'content-length: 65536'; then
@@ -517,29 +277,13 @@ if setup_ns; then
 			bad native_httpd_head "'$(one_line <<<"$out")' (want '200 0'), headers: $(tr -d '\r' <"$tmp/head" 2>/dev/null | one_line)"
 		fi
 
-		out=$(nsrun 12 "${CURL[@]}" -m 10 -o /dev/null -w '%{http_code}' "$base/nothere.html" 2>&1)
-		[ "$out" = 404 ] && ok native_httpd_404 || bad native_httpd_404 "got '$(one_line <<<"$out")', want 404"
+		httpd_404_case native_httpd_404
 
-		rm -f "$tmp"/k[1-4]
-		out=$(nsrun 12 "${CURL[@]}" -m 10 -v -o "$tmp/k1" -o "$tmp/k2" -o "$tmp/k3" -o "$tmp/k4" \
-			"$base/index.html" "$base/1k.txt" "$base/64k.bin" "$base/tiny.txt" 2>&1)
-		if [ "$(grep -c 'Re-using existing connection' <<<"$out")" -eq 3 ] &&
-			cmp -s "$tmp/k1" "$www/index.html" && cmp -s "$tmp/k2" "$www/1k.txt" &&
-			cmp -s "$tmp/k3" "$www/64k.bin" && cmp -s "$tmp/k4" "$www/tiny.txt"; then
-			ok native_httpd_keepalive_4_requests_1_connection
-		else
-			bad native_httpd_keepalive_4_requests_1_connection "no reuse or wrong bodies: $(grep -E '^[*<>] ' <<<"$out" | head -30 | one_line)"
-		fi
+		httpd_keepalive_case native_httpd_keepalive_4_requests_1_connection
 
-		out=$(nsrun 45 "$PY" -c "$CONC_PY" "$SIP" 8080 200 "$www" 2>&1)
-		rc=$?
-		if [ $rc -eq 0 ]; then
-			ok native_httpd_200_concurrent_connections
-		else
-			bad native_httpd_200_concurrent_connections "exit $rc: $(one_line 1500 <<<"$out")"
-		fi
+		httpd_concurrent_case native_httpd_200_concurrent_connections
 
-		run_py httpd_client_test.py httpd_client_test 90 "$SIP" 8080 2 --group main \
+		ns_run_py httpd_client_test.py httpd_client_test 90 "$SIP" 8080 2 --group main \
 			--root "$root" --secret "$secret" --header-timeout $HT --keepalive-timeout $KT \
 			--prefix native_httpd_
 		if running "$hpid"; then
@@ -552,7 +296,7 @@ if setup_ns; then
 		shards_used native_httpd_both_shards_accepted "$hlog"
 	else
 		bad native_httpd_starts_in_namespace "$START_ERR"
-		stop_native "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 
 	# SIGTERM with 50 clients (idle, mid-request, mid-download, silent)
@@ -561,13 +305,13 @@ if setup_ns; then
 		bad native_httpd_sigterm_50_clients "out of time budget"
 	elif start_native httpd_sigterm "$httpd" "${HARGS[@]}" && wait_up "$SPID" probe_httpd; then
 		spid=$SPID
-		run_py httpd_client_test.py httpd_client_test 25 "$SIP" 8080 2 --group sigterm --pid "$spid" \
+		ns_run_py httpd_client_test.py httpd_client_test 25 "$SIP" 8080 2 --group sigterm --pid "$spid" \
 			--root "$root" --secret "$secret" --header-timeout $HT --keepalive-timeout $KT \
 			--prefix native_httpd_
 		sigterm_case native_httpd_sigterm_50_clients_exit_status_0 "$spid" 0
 	else
 		bad native_httpd_sigterm_server_starts "$START_ERR"
-		stop_native "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 
 	echo "# httpd part: $(( $(date +%s) - T_START )) s so far" >&2
@@ -579,10 +323,10 @@ if setup_ns; then
 		mpid=$SPID
 		mlog=$LOG
 		# first, on the fresh server: its stats case wants curr_items 0
-		run_py mc_client_test.py mc_client_test 60 "$SIP" 11211 2 --group main \
+		ns_run_py mc_client_test.py mc_client_test 60 "$SIP" 11211 2 --group main \
 			--pid "$mpid" --mem 64 --conns 2000 --prefix native_mc_
-		run_memccapable native_mc_memccapable_ascii -a
-		run_memccapable native_mc_memccapable_binary -b
+		ns_memccapable native_mc_memccapable_ascii -a
+		ns_memccapable native_mc_memccapable_binary -b
 		out=$(nsrun 20 "$PY" -c "$UDP_PY" "$SIP" 11211 2>&1)
 		rc=$?
 		if [ $rc -eq 0 ]; then
@@ -599,7 +343,7 @@ if setup_ns; then
 		sigterm_case native_mc_sigterm_exits_0_within_5s "$mpid"
 	else
 		bad native_mc_starts_in_namespace "$START_ERR"
-		stop_native "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 
 	echo "# memcached part: $(( $(date +%s) - T_START )) s so far" >&2
@@ -621,7 +365,7 @@ if setup_ns; then
 		sigterm_case native_fault_httpd_sigterm_exits_0_within_5s "$fpid"
 	else
 		bad native_fault_httpd_starts "$START_ERR"
-		stop_native "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 
 	section 30
@@ -631,8 +375,8 @@ if setup_ns; then
 		wait_up "$SPID" probe_mc; then
 		ok native_fault_mc_starts
 		fpid=$SPID
-		run_memccapable native_fault_mc_memccapable_ascii -a 40
-		run_memccapable native_fault_mc_memccapable_binary -b 40
+		ns_memccapable native_fault_mc_memccapable_ascii -a 40
+		ns_memccapable native_fault_mc_memccapable_binary -b 40
 		if running "$fpid"; then
 			ok native_fault_mc_survived
 		else
@@ -641,7 +385,7 @@ if setup_ns; then
 		sigterm_case native_fault_mc_sigterm_exits_0_within_5s "$fpid"
 	else
 		bad native_fault_mc_starts "$START_ERR"
-		stop_native "$SPID" KILL
+		ns_stop "$SPID" KILL
 	fi
 
 	# the faults were there: the stack saw their traces
@@ -691,6 +435,11 @@ if setup_ns; then
 		rc=$?
 		if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "CAP_NET_ADMIN" <<<"$out"; then
 			ok native_unprivileged_user_refused_clearly
+		elif [ "$rc" -eq 124 ] && grep -q "listening on" <<<"$out"; then
+			# Some kernels let any process attach to an existing tap
+			# (seen on 6.18 in a VM): nothing to refuse there.
+			skip native_unprivileged_user_refused_clearly \
+				"this kernel let user nobody attach to $TAP"
 		else
 			bad native_unprivileged_user_refused_clearly "exit $rc: $(one_line <<<"$out")"
 		fi
@@ -700,13 +449,7 @@ if setup_ns; then
 fi
 
 # ---------------------------------------------------------- teardown
-kill_ours
-ns_teardown
-if [ -e "/run/netns/$NS" ] || ip netns list 2>/dev/null | grep -qw "$NS"; then
-	bad native_namespace_removed "$NS still exists"
-else
-	ok native_namespace_removed
-fi
+ns_removed_case native_namespace_removed
 
 echo "# total $(( $(date +%s) - T_START )) s" >&2
 finish test_native

@@ -115,16 +115,25 @@ SK_TEST(unknown_and_disallowed_devices_fail_cleanly)
 
 /* --- the data path ------------------------------------------------------ */
 
-static sk_future zero_copy_main(void *arg)
+/* net_ring0 with one queue, attached; NULL (and a failed check) when it
+ * cannot be opened. */
+static struct sk_netdev *ring_open(void)
 {
 	struct sk_netdev *d = NULL;
+	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &d), 0);
+	if (d)
+		CHECK_EQ(sk_netdev_attach(d, 0), 0);
+	return d;
+}
+
+static sk_future zero_copy_main(void *arg)
+{
+	struct sk_netdev *d = ring_open();
 	struct sk_pkt *p, *q;
 	(void)arg;
 
-	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &d), 0);
 	if (!d)
 		return sk_make_ready(0);
-	CHECK_EQ(sk_netdev_attach(d, 0), 0);
 	CHECK_EQ(d->nqueues, 1);
 	CHECK(!(d->offloads & (SK_NETDEV_TX_IP_CSUM | SK_NETDEV_TX_L4_CSUM)));
 	/* One user per port. */
@@ -179,14 +188,12 @@ SK_TEST(a_received_mbuf_is_the_packet_and_goes_back_out_without_a_copy)
 
 static sk_future chain_main(void *arg)
 {
-	struct sk_netdev *d = NULL;
+	struct sk_netdev *d = ring_open();
 	struct sk_pkt *pkts[40], *got[40];
 	(void)arg;
 
-	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &d), 0);
 	if (!d)
 		return sk_make_ready(0);
-	CHECK_EQ(sk_netdev_attach(d, 0), 0);
 	/* Chains of three segments, 1414 bytes in all, in one burst. */
 	for (unsigned i = 0; i < 40; i++) {
 		struct sk_pkt *h = frame(1414, (uint8_t)i);
@@ -229,14 +236,12 @@ static sk_future sleep_after(void *arg, int64_t v)
 
 static sk_future sleep_main(void *arg)
 {
-	struct sk_netdev *d = NULL;
+	struct sk_netdev *d = ring_open();
 	struct sk_pkt *p;
 	(void)arg;
 
-	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &d), 0);
 	if (!d)
 		return sk_make_ready(0);
-	CHECK_EQ(sk_netdev_attach(d, 0), 0);
 	const struct sk_netdev_ops *ops = d->ops;
 	CHECK(!ops->rx_pending(d, 0));
 	/* net_ring has no interrupts: nothing to sleep on, so it is polled. */
@@ -263,24 +268,20 @@ SK_TEST(rx_pending_keeps_what_it_peeked_and_polling_follows_traffic)
 
 static sk_future reopen_main(void *arg)
 {
-	struct sk_netdev *d = NULL;
+	struct sk_netdev *d = ring_open();
 	struct sk_pkt *pkts[8];
 	(void)arg;
 
-	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &d), 0);
 	if (!d)
 		return sk_make_ready(0);
-	CHECK_EQ(sk_netdev_attach(d, 0), 0);
 	for (unsigned i = 0; i < 8; i++)
 		pkts[i] = frame(64, (uint8_t)i);
 	CHECK_EQ(d->tx_burst(d, 0, pkts, 8), 8);
 	sk_netdev_close(d);	/* with eight frames still in the ring */
 
-	d = NULL;
-	CHECK_EQ(sk_netdev_dpdk("net_ring0", EAL, 1, NULL, &d), 0);
+	d = ring_open();
 	if (!d)
 		return sk_make_ready(0);
-	CHECK_EQ(sk_netdev_attach(d, 0), 0);
 	CHECK_EQ(rx_wait(d, pkts, 8), 0);
 	pkts[0] = frame(64, 42);
 	CHECK_EQ(d->tx_burst(d, 0, pkts, 1), 1);
