@@ -473,12 +473,14 @@ static void l4_csum_soft(struct sk_pkt *p, uint8_t proto)
 /* Finish the header's checksum and hand the packet to the link. */
 static void ip_send(struct nx_stack *st, struct sk_pkt *p, uint32_t hop, bool bcast)
 {
-	if (st->dev->offloads & SK_NETDEV_TX_IP_CSUM) {
+	if (st->dev->offloads & SK_NETDEV_TX_IP_CSUM)
 		p->ol_flags |= SK_PKT_TX_IP_CSUM;
+	else
+		ip_hdr_csum(p->data);
+	if (p->ol_flags & (SK_PKT_TX_IP_CSUM | SK_PKT_TX_L4_CSUM)) {
+		/* Where the device finds the headers it completes. */
 		p->l2_len = NX_ETH_HLEN;
 		p->l3_len = NX_IP_HLEN;
-	} else {
-		ip_hdr_csum(p->data);
 	}
 	if (bcast)
 		nx_eth_output(st, p, nx_mac_bcast, NX_ETH_P_IP);

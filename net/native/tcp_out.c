@@ -324,8 +324,16 @@ static int tcp_emit(struct nx_stack *st, struct tcp_conn *c, uint32_t rip,
 	if (len)
 		out_copy(c, off, len, h + hlen);
 	sum = nx_csum_pseudo(st->ip, rip, NX_IPPROTO_TCP, (uint16_t)(hlen + len));
-	sum = nx_csum_add(sum, h, hlen + len);
-	nx_put16(h + 16, nx_csum_fold(sum));
+	if (st->dev->offloads & SK_NETDEV_TX_L4_CSUM) {
+		/* The device sums the segment, starting from the
+		 * pseudo-header's sum in the field (uncomplemented). */
+		nx_put16(h + 16, (uint16_t)~nx_csum_fold(sum));
+		p->ol_flags |= SK_PKT_TX_L4_CSUM;
+		p->l4_len = (uint16_t)hlen;
+	} else {
+		sum = nx_csum_add(sum, h, hlen + len);
+		nx_put16(h + 16, nx_csum_fold(sum));
+	}
 	NX_INC(st, tcp_segs_out);
 	if (flags & TH_RST)
 		NX_INC(st, tcp_rst_sent);
