@@ -594,9 +594,10 @@ int sk_net_config_check(struct sk_net_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->stack == SK_STACK_NATIVE)
 		return sk__native_check(cfg, err, errlen);
-	if (cfg->netdev || cfg->ip || cfg->gw || cfg->mac || cfg->fault || cfg->eal) {
-		snprintf(err, errlen, "--netdev, --ip, --gw, --mac, --netdev-fault and --eal "
-			 "need --stack=native");
+	if (cfg->netdev || cfg->ip || cfg->gw || cfg->mac || cfg->fault || cfg->eal ||
+	    cfg->netdev_queues) {
+		snprintf(err, errlen, "--netdev, --ip, --gw, --mac, --netdev-fault, --eal and "
+			 "--netdev-queues need --stack=native");
 		return -EINVAL;
 	}
 	return 0;

@@ -60,6 +60,10 @@ struct sk_net_config {
 				 * locally administered */
 	const char *fault;	/* fault injection, see sk_fault_parse() */
 	const char *eal;	/* extra DPDK EAL arguments (dpdk: only) */
+	unsigned long long netdev_queues;	/* device queues (tap, dpdk); 0:
+						 * one per shard; fewer: the
+						 * others go through software
+						 * forwarding */
 };
 
 /*
@@ -84,7 +88,10 @@ struct sk_net_config {
 	{ "netdev-fault", 0, SK_OPT_STRING, &(cfg)->fault, "SPEC",             \
 	  "native stack: inject faults, e.g. drop=0.05,reorder=0.02,dup=0.01,corrupt=0.001,seed=1" }, \
 	{ "eal", 0, SK_OPT_STRING, &(cfg)->eal, "ARGS",                        \
-	  "dpdk: extra EAL arguments, e.g. '--no-huge -m 512' (--no-pci is always on)" }
+	  "dpdk: extra EAL arguments, e.g. '--no-huge -m 512' (--no-pci is always on)" }, \
+	{ "netdev-queues", 0, SK_OPT_UINT, &(cfg)->netdev_queues, "N",          \
+	  "native stack: device queues to use (default: one per shard; fewer: " \
+	  "shards without one send and receive through the others)" }
 
 /*
  * Check @cfg before starting shards: parse @stack_name into @stack, and

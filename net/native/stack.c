@@ -539,6 +539,15 @@ static int native_parse(const struct sk_net_config *cfg, struct parsed *p, char 
 		snprintf(err, errlen, "--eal needs --netdev=dpdk:VDEV");
 		return -EINVAL;
 	}
+	if (cfg->netdev_queues > SK_NETDEV_MAX_QUEUES) {
+		snprintf(err, errlen, "--netdev-queues: %llu is more than %d", cfg->netdev_queues,
+			 SK_NETDEV_MAX_QUEUES);
+		return -EINVAL;
+	}
+	if (cfg->netdev_queues && !strncmp(cfg->netdev, "loop", 4)) {
+		snprintf(err, errlen, "--netdev-queues: loop takes its queues as loop:QUEUES");
+		return -EINVAL;
+	}
 	if (!cfg->ip || parse_ip(cfg->ip, &p->ip, &p->prefix) || !p->ip ||
 	    (p->ip >> 24) == 127 || (p->ip >> 28) >= 14) {
 		snprintf(err, errlen, "--ip: '%s' is not a unicast ADDR/PREFIX, e.g. 10.0.0.2/24",
@@ -590,6 +599,9 @@ static int group_open(const struct sk_net_config *cfg)
 	struct sk_netdev *dev = NULL;
 	char err[200];
 	unsigned n = sk_shard_count();
+	/* Device queues: one per shard unless told fewer (a memif peer with
+	 * fewer queues); shards past them go through software forwarding. */
+	unsigned nq = cfg->netdev_queues && cfg->netdev_queues < n ? (unsigned)cfg->netdev_queues : n;
 	int r;
 
 	r = native_parse(cfg, p, err, sizeof(err));
@@ -603,7 +615,7 @@ static int group_open(const struct sk_net_config *cfg)
 		r = sk_netdev_loop_self(q, 0, p->has_mac ? p->mac : NULL, &dev);
 	} else if (!strncmp(cfg->netdev, "dpdk:", 5)) {
 		/* The driver logs why it failed (EAL, hugepages, the PMD). */
-		r = sk_netdev_dpdk(cfg->netdev + 5, cfg->eal, n, p->has_mac ? p->mac : NULL,
+		r = sk_netdev_dpdk(cfg->netdev + 5, cfg->eal, nq, p->has_mac ? p->mac : NULL,
 				   &dev);
 		if (r)
 			return r;
@@ -616,7 +628,7 @@ static int group_open(const struct sk_net_config *cfg)
 				     name, name, name, name);
 			return -ENODEV;
 		}
-		r = sk_netdev_tap(name, n, p->has_mac ? p->mac : NULL, &dev);
+		r = sk_netdev_tap(name, nq, p->has_mac ? p->mac : NULL, &dev);
 		if (r) {
 			const char *why = r == -EPERM ? " (needs root or CAP_NET_ADMIN)" :
 					  r == -ENOENT ? " (/dev/net/tun is missing: modprobe tun)" :

@@ -23,13 +23,16 @@
 #              --verify --preload, single gets and --multiget 8, exit 0 with
 #              ops>0 and no errors; the same with 2 shards on each side
 #              (memif queues pair up, so both sides get -t 2) and both
-#              server shards accepted connections; once more on 2 MiB
+#              server shards accepted connections; 2 server shards on one
+#              queue pair (--netdev-queues 1) for a 1-queue peer, shard 1
+#              served through shard 0's forwarding; once more on 2 MiB
 #              hugepages (scripts/hugepages setup/teardown; skipped if it
 #              cannot have them), EAL's memory seen on 2 MiB pages.  Every
 #              server stops on SIGTERM with status 0 within 5 s, without
 #              running out its --stop-grace-ms (3 s here).
-#   errors     bad --netdev=dpdk:/--eal combinations exit 2 with a reason
-#              (the --eal ones need no DPDK and always run); a bogus vdev
+#   errors     bad --netdev=dpdk:/--eal/--netdev-queues combinations exit 2
+#              with a reason (those with the posix stack need no DPDK and
+#              always run); a bogus vdev
 #              exits 1 naming it; with no hugepages visible (in a private
 #              mount namespace: a /proc/meminfo without free ones, an empty
 #              /sys/kernel/mm/hugepages) and no --no-huge, skerry's error
@@ -103,6 +106,8 @@ dpdk_memif_mc_starts dpdk_memif_loadgen_verify_get dpdk_memif_loadgen_verify_mul
 dpdk_memif_mc_sigterm_exits_0_within_5s
 dpdk_memif2_mc_starts dpdk_memif2_loadgen_verify dpdk_memif2_mc_sigterm_exits_0_within_5s
 dpdk_memif2_mc_both_shards_accepted
+dpdk_memif_1q_mc_starts dpdk_memif_1q_loadgen_verify dpdk_memif_1q_mc_sigterm_exits_0_within_5s
+dpdk_memif_1q_shard1_served_by_forwarding
 dpdk_memif_hugepages_eal_memory_on_2m_pages dpdk_memif_hugepages_loadgen_verify
 dpdk_memif_hugepages_mc_sigterm_exits_0_within_5s
 dpdk_namespace_removed"
@@ -115,6 +120,8 @@ for prog in "$httpd" "$mcd"; do
 		--eal "$EAL" -t 1
 	expect "${name}_eal_with_posix_stack" 2 '--eal' 'need --stack=native' -- \
 		timeout -k 1 10 "$prog" --stack=posix --eal "$EAL" -t 1
+	expect "${name}_netdev_queues_with_posix_stack" 2 '--netdev-queues need --stack=native' -- \
+		timeout -k 1 10 "$prog" --stack=posix --netdev-queues 1 -t 1
 done
 
 # ------------------------------------------------------- prerequisites
@@ -410,6 +417,31 @@ if setup_ns; then
 		shards_used dpdk_memif2_mc_both_shards_accepted "$mlog"
 	else
 		bad dpdk_memif2_mc_starts "$START_ERR"
+		ns_stop "$SPID" KILL
+	fi
+	# ------------- memif: 2 server shards on 1 queue pair (the peer has 1)
+	# memif pairs queues one to one, so the server takes --netdev-queues 1:
+	# shard 1 has no queue and sends and receives through shard 0.
+	section 25
+	if start_dpdk memif1q_mc "$mcd" "$MIF" "$MS/24" -p 11211 -t 2 --netdev-queues 1 \
+		-m 64 -c 1000; then
+		ok dpdk_memif_1q_mc_starts
+		mpid=$SPID
+		mlog=$LOG
+		loadgen_case dpdk_memif_1q_loadgen_verify -t 1 -c 32 -d 8 --duration 2
+		LOG=$mlog
+		sigterm_case dpdk_memif_1q_mc_sigterm_exits_0_within_5s "$mpid"
+		line=$(grep -o 'native stack counters of shard 1:.*' "$mlog")
+		opens=$(grep -oE 'tcp_passive_opens=[0-9]+' <<<"$line" | cut -d= -f2)
+		fwd=$(grep -oE ' fwd_in=[0-9]+' <<<"$line" | cut -d= -f2)
+		if [ "${opens:-0}" -gt 0 ] && [ "${fwd:-0}" -gt 0 ] &&
+			! grep -q 'device net_memif0 queue 1' "$mlog"; then
+			ok dpdk_memif_1q_shard1_served_by_forwarding
+		else
+			bad dpdk_memif_1q_shard1_served_by_forwarding "shard 1: $(one_line <<<"$line")"
+		fi
+	else
+		bad dpdk_memif_1q_mc_starts "$START_ERR"
 		ns_stop "$SPID" KILL
 	fi
 	echo "# memif part: $(($(date +%s) - T_START)) s so far" >&2

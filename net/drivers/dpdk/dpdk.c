@@ -715,9 +715,12 @@ static int port_open(const char *vdev, unsigned nq, const uint8_t *mac, struct d
 		return -EPERM;
 	}
 	if (nq > di.max_rx_queues || nq > di.max_tx_queues) {
-		snprintf(why, whylen, "%s has %u rx / %u tx queues, %u shards need one pair each",
-			 di.driver_name, di.max_rx_queues, di.max_tx_queues, nq);
-		return -EINVAL;
+		/* Fewer queues than asked: the stack forwards for the shards
+		 * without one. */
+		unsigned max = RTE_MIN(di.max_rx_queues, di.max_tx_queues);
+		sk_log_info("dpdk: %s has %u queue pairs; %u shards share them", name, max, nq);
+		nq = max;
+		x->dev.nqueues = nq;
 	}
 	/* A pool of an earlier open may still exist (see port_release). */
 	static unsigned pools;
