@@ -9,15 +9,16 @@
  *               enabled afterwards is refused; the caller's CPU affinity
  *               (which EAL changes) is put back.  The vdev is plugged
  *               afterwards (rte_dev_probe), so a bad one fails alone.
- *   port_open   the vdev's port must sit on the vdev bus and belong to one
- *               of the allowed drivers.  An mbuf pool whose private area
- *               holds an sk_pkt header; one rx/tx queue pair per shard;
- *               RSS with sk_rss_key, rx interrupts and checksum offloads
- *               wherever the PMD takes them (configure falls back step by
- *               step when it does not).
+ *   port_open   the vdev's name is checked before it is plugged, its
+ *               port's bus and driver after.  An mbuf pool whose private
+ *               area holds an sk_pkt header; the queue pairs asked for (one
+ *               per shard), or as many as the PMD has; RSS with sk_rss_key,
+ *               rx interrupts and checksum offloads wherever the PMD takes
+ *               them (configure falls back step by step when it does not).
  *   rx          rte_eth_rx_burst; every mbuf segment becomes the sk_pkt in
  *               its own private area - no copy, no allocation; freeing the
- *               sk_pkt frees the mbuf.
+ *               sk_pkt frees the mbuf.  While the pool runs low (sockets
+ *               holding unread payloads) packets are copied instead.
  *   tx          an sk_pkt that is a whole mbuf of ours goes as it is;
  *               anything else (the stack's own buffers, chains) is copied
  *               into one fresh mbuf.
