@@ -17,7 +17,7 @@
  *   tap    Linux /dev/net/tun (IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE),
  *          one queue (file descriptor) per shard.
  *   dpdk   a DPDK ethdev on a virtual device (net_memif, net_tap,
- *          net_af_packet, net_ring, net_null), one queue pair per shard;
+ *          net_af_packet, net_ring, net_null), a queue pair per shard;
  *          present only when built with DPDK.
  */
 #ifndef SKERRY_NETDEV_H
@@ -172,18 +172,22 @@ bool sk_netdev_tap_exists(const char *ifname);
 /*
  * A DPDK port on the virtual device @vdev, given as to EAL's --vdev, e.g.
  * "net_memif0,role=server,socket=/run/skerry.sock" or "net_tap0,iface=dp0",
- * with @nqueues rx/tx queue pairs.  The first call initialises EAL for the
- * process: always --no-pci (and refuses to go on if PCI is enabled all the
- * same, or the port is not a virtual device of the drivers above), its own
+ * with @nqueues rx/tx queue pairs (fewer when the PMD has fewer: see
+ * nqueues).  The first call initialises EAL for the process: always
+ * --no-pci (and refuses to go on if PCI is enabled all the same), its own
  * --file-prefix, --in-memory, main lcore on the calling thread's CPUs,
  * then @eal_args (space-separated extra EAL arguments, NULL for none, e.g.
- * "--no-huge -m 512").  Each shard that attaches a queue registers as an
- * lcore of its own.  Received mbufs are wrapped as sk_pkt without copying
- * (the header lives in the mbuf's private area); RSS is programmed with
- * sk_rss_key and checksum offloads are used where the PMD offers them.
- * @mac NULL keeps the port's own MAC.  On failure the reason is logged and
- * a negative errno returned (-ENOTSUP: built without DPDK; -ENOMEM: no free
- * hugepages and no --no-huge).
+ * "--no-huge -m 512"; later calls ignore it).  Only virtual devices of the
+ * drivers above are plugged.  Each shard that attaches a queue registers
+ * as an lcore of its own.  Received mbufs are wrapped as sk_pkt without
+ * copying (the header lives in the mbuf's private area); RSS is programmed
+ * with sk_rss_key and checksum offloads are used where the PMD offers them.
+ * @mac NULL keeps the port's own MAC (net_tap, net_af_packet: a random one,
+ * the port's being the kernel side's).  On failure the reason is logged and
+ * a negative errno returned: -ENOTSUP built without DPDK, -EINVAL bad EAL
+ * arguments, -ENOMEM no free hugepages and no --no-huge (or no memory for
+ * the mbufs), -EPERM not an allowed device, -ENODEV the device could not be
+ * created, -EBUSY already open in this process.
  */
 int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
 		   const uint8_t *mac, struct sk_netdev **out);
