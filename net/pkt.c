@@ -94,22 +94,9 @@ static inline bool pool_on(void)
 
 static inline void pkt_init(struct sk_pkt *p, uint8_t *buf, uint32_t buf_size)
 {
-	p->data = buf;
-	p->len = 0;
-	p->pkt_len = 0;
-	p->next = NULL;
-	p->nextpkt = NULL;
-	p->buf = buf;
-	p->buf_size = buf_size;
-	p->refcnt = 1;
+	/* The same fresh header as a driver's embedded one, but the pool's. */
+	sk_pkt_init_embedded(p, buf, buf_size, buf, 0, NULL, NULL);
 	p->flags = 0;
-	p->ol_flags = 0;
-	p->hash = 0;
-	p->l2_len = p->l3_len = p->l4_len = 0;
-	p->nsegs = 1;
-	p->ext_free = NULL;
-	p->ext_arg = NULL;
-	p->meta[0] = p->meta[1] = 0;
 }
 
 struct sk_pkt *sk_pkt_alloc(void)
