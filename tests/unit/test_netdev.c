@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sk_frames.h"
 #include "sk_run.h"
 #include "sk_test.h"
 #include "skerry/alloc.h"
@@ -31,43 +32,9 @@
 
 /* --- frame helpers ------------------------------------------------------ */
 
-static void wr16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	wr16(p, v >> 16);
-	wr16(p + 2, v);
-}
-
-static uint32_t rd16(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 8 | p[1];
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return rd16(p) << 16 | rd16(p + 2);
-}
-
 static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
 {
 	return (uint32_t)a << 24 | b << 16 | c << 8 | d;
-}
-
-static uint16_t csum(const uint8_t *p, size_t len)
-{
-	uint32_t s = 0;
-	for (size_t i = 0; i + 1 < len; i += 2)
-		s += rd16(p + i);
-	if (len & 1)
-		s += (uint32_t)p[len - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
 }
 
 static const uint8_t mac_a[6] = { 0x02, 0, 0, 0, 0, 0xa };
@@ -89,26 +56,26 @@ static struct sk_pkt *mk_ip(uint8_t proto, uint32_t src, uint32_t dst,
 	uint8_t *f = sk_pkt_append(p, 14 + total);
 	memcpy(f, mac_b, 6);
 	memcpy(f + 6, mac_a, 6);
-	wr16(f + 12, 0x0800);
+	fr_put16(f + 12, 0x0800);
 	uint8_t *ip = f + 14;
 	memset(ip, 0, 20);
 	ip[0] = 0x45;
-	wr16(ip + 2, total);
-	wr16(ip + 6, frag);
+	fr_put16(ip + 2, total);
+	fr_put16(ip + 6, frag);
 	ip[8] = 64;
 	ip[9] = proto;
-	wr32(ip + 12, src);
-	wr32(ip + 16, dst);
-	wr16(ip + 10, csum(ip, 20));
+	fr_put32(ip + 12, src);
+	fr_put32(ip + 16, dst);
+	fr_put16(ip + 10, fr_fold(fr_sum(0, ip, 20)));
 	uint8_t *l4 = ip + 20;
-	wr16(l4, sport);
-	wr16(l4 + 2, dport);
-	wr16(l4 + 4, 8 + plen);
-	wr16(l4 + 6, 0);
+	fr_put16(l4, sport);
+	fr_put16(l4 + 2, dport);
+	fr_put16(l4 + 4, 8 + plen);
+	fr_put16(l4 + 6, 0);
 	for (uint32_t i = 0; i < plen; i++)
 		l4[8 + i] = (uint8_t)(tag * 7 + i);
 	if (plen >= 4)
-		wr32(l4 + 8, tag);
+		fr_put32(l4 + 8, tag);
 	return p;
 }
 
@@ -124,7 +91,7 @@ static uint32_t tag_of(const struct sk_pkt *p)
 	uint8_t b[4];
 	if (sk_pkt_copy_out(p, 14 + 28, 4, b))
 		return UINT32_MAX;
-	return rd32(b);
+	return fr_get32(b);
 }
 
 /* True when the payload bytes after the tag are what mk_ip wrote. */
@@ -502,12 +469,12 @@ SK_TEST(loop_pair_delivers_frames_intact_with_the_hash)
 	uint8_t *f = sk_pkt_append(arp, 42);
 	memset(f, 0xff, 6);
 	memcpy(f + 6, mac_b, 6);
-	wr16(f + 12, 0x0806);
+	fr_put16(f + 12, 0x0806);
 	memset(f + 14, 0, 28);
 	CHECK_EQ(b->tx_burst(b, 0, &arp, 1), 1);
 	CHECK_EQ(a->rx_burst(a, 0, rx, 16), 1);
 	CHECK(!(rx[0]->ol_flags & SK_PKT_RSS_HASH));
-	CHECK_EQ(rd16(rx[0]->data + 12), 0x0806);
+	CHECK_EQ(fr_get16(rx[0]->data + 12), 0x0806);
 	sk_pkt_free(rx[0]);
 
 	/* Unreceived frames are freed by close. */
@@ -645,7 +612,7 @@ static bool xl_poll(void *arg)
 		atomic_store(&xl.first_rx_ns, sk_now_ns());
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *f = rx[i]->data;
-		if (sk_rss_queue(rx[i]->hash, 2) != 1 || rd16(f + 12) != 0x0800 ||
+		if (sk_rss_queue(rx[i]->hash, 2) != 1 || fr_get16(f + 12) != 0x0800 ||
 		    !payload_ok(rx[i]))
 			xl.bad++;
 		sk_pkt_free(rx[i]);	/* allocated by shard 0 */
@@ -1089,19 +1056,9 @@ static struct sk_pkt *mk_arp(uint16_t op, const uint8_t *eth_dst, const uint8_t 
 			     uint32_t spa, const uint8_t *tha, uint32_t tpa)
 {
 	struct sk_pkt *p = sk_pkt_alloc();
-	uint8_t *f = sk_pkt_append(p, 42);
-	memcpy(f, eth_dst, 6);
-	memcpy(f + 6, sha, 6);
-	wr16(f + 12, 0x0806);
-	wr16(f + 14, 1);
-	wr16(f + 16, 0x0800);
-	f[18] = 6;
-	f[19] = 4;
-	wr16(f + 20, op);
-	memcpy(f + 22, sha, 6);
-	wr32(f + 28, spa);
-	memcpy(f + 32, tha, 6);
-	wr32(f + 38, tpa);
+	uint8_t *f = p ? sk_pkt_append(p, 42) : NULL;
+	if (f)
+		fr_arp(f, eth_dst, sha, op, sha, spa, tha, tpa);
 	return p;
 }
 
@@ -1111,25 +1068,25 @@ static struct sk_pkt *mk_echo(const uint8_t *kmac, uint16_t id, uint16_t seq)
 	uint8_t *f = sk_pkt_append(p, 14 + 20 + 8 + 32);
 	memcpy(f, kmac, 6);
 	memcpy(f + 6, tap_mac, 6);
-	wr16(f + 12, 0x0800);
+	fr_put16(f + 12, 0x0800);
 	uint8_t *ip = f + 14, *ic = ip + 20;
 	memset(ip, 0, 20);
 	ip[0] = 0x45;
-	wr16(ip + 2, 20 + 8 + 32);
-	wr16(ip + 4, 0x4242);
+	fr_put16(ip + 2, 20 + 8 + 32);
+	fr_put16(ip + 4, 0x4242);
 	ip[8] = 64;
 	ip[9] = 1;
-	wr32(ip + 12, TAP_OUR_IP);
-	wr32(ip + 16, TAP_KERNEL_IP);
-	wr16(ip + 10, csum(ip, 20));
+	fr_put32(ip + 12, TAP_OUR_IP);
+	fr_put32(ip + 16, TAP_KERNEL_IP);
+	fr_put16(ip + 10, fr_fold(fr_sum(0, ip, 20)));
 	ic[0] = 8;
 	ic[1] = 0;
-	wr16(ic + 2, 0);
-	wr16(ic + 4, id);
-	wr16(ic + 6, seq);
+	fr_put16(ic + 2, 0);
+	fr_put16(ic + 4, id);
+	fr_put16(ic + 6, seq);
 	for (unsigned i = 0; i < 32; i++)
 		ic[8 + i] = (uint8_t)(0xa0 + i);
-	wr16(ic + 2, csum(ic, 40));
+	fr_put16(ic + 2, fr_fold(fr_sum(0, ic, 40)));
 	return p;
 }
 
@@ -1144,28 +1101,28 @@ static void tap_frame(struct sk_netdev *d, unsigned q, struct sk_pkt *p,
 		      const uint8_t *kmac, struct tap_seen *s)
 {
 	const uint8_t *f = p->data;
-	if (p->len >= 42 && rd16(f + 12) == 0x0806 && rd16(f + 20) == 2 &&
-	    rd32(f + 28) == TAP_KERNEL_IP) {
+	if (p->len >= 42 && fr_get16(f + 12) == 0x0806 && fr_get16(f + 20) == 2 &&
+	    fr_get32(f + 28) == TAP_KERNEL_IP) {
 		s->arp_reply = true;
 		s->arp_reply_ok = !memcmp(f, tap_mac, 6) && !memcmp(f + 6, kmac, 6) &&
-				  rd16(f + 14) == 1 && rd16(f + 16) == 0x0800 &&
+				  fr_get16(f + 14) == 1 && fr_get16(f + 16) == 0x0800 &&
 				  !memcmp(f + 22, kmac, 6) && !memcmp(f + 32, tap_mac, 6) &&
-				  rd32(f + 38) == TAP_OUR_IP;
-	} else if (p->len >= 42 && rd16(f + 12) == 0x0806 && rd16(f + 20) == 1 &&
-		   rd32(f + 38) == TAP_OUR_IP) {
+				  fr_get32(f + 38) == TAP_OUR_IP;
+	} else if (p->len >= 42 && fr_get16(f + 12) == 0x0806 && fr_get16(f + 20) == 1 &&
+		   fr_get32(f + 38) == TAP_OUR_IP) {
 		struct sk_pkt *r = mk_arp(2, f + 6, tap_mac, TAP_OUR_IP, f + 22,
-					  rd32(f + 28));
+					  fr_get32(f + 28));
 		CHECK_EQ(d->tx_burst(d, q, &r, 1), 1);
 		s->arp_requests_answered++;
-	} else if (p->len >= 14 + 20 + 8 + 32 && rd16(f + 12) == 0x0800 && f[23] == 1 &&
+	} else if (p->len >= 14 + 20 + 8 + 32 && fr_get16(f + 12) == 0x0800 && f[23] == 1 &&
 		   f[34] == 0) {
 		const uint8_t *ip = f + 14, *ic = ip + (ip[0] & 15) * 4;
 		s->echo_reply = true;
-		s->echo_reply_ok = !memcmp(f, tap_mac, 6) && csum(ip, 20) == 0 &&
-				   rd32(ip + 12) == TAP_KERNEL_IP &&
-				   rd32(ip + 16) == TAP_OUR_IP && rd16(ip + 2) == 60 &&
-				   csum(ic, 40) == 0 && rd16(ic + 4) == 0x1234 &&
-				   rd16(ic + 6) == 7;
+		s->echo_reply_ok = !memcmp(f, tap_mac, 6) && fr_fold(fr_sum(0, ip, 20)) == 0 &&
+				   fr_get32(ip + 12) == TAP_KERNEL_IP &&
+				   fr_get32(ip + 16) == TAP_OUR_IP && fr_get16(ip + 2) == 60 &&
+				   fr_fold(fr_sum(0, ic, 40)) == 0 && fr_get16(ic + 4) == 0x1234 &&
+				   fr_get16(ic + 6) == 7;
 		for (unsigned i = 0; i < 32; i++)
 			s->echo_reply_ok &= ic[8 + i] == (uint8_t)(0xa0 + i);
 	}

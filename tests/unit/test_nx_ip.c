@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "native/nx.h"
+#include "sk_frames.h"
 #include "sk_run.h"
 #include "sk_test.h"
 #include "skerry/log.h"
@@ -33,40 +34,13 @@ static const uint8_t mac_gw[6] = { 2, 0, 0, 0, 0, 0xfe };
 static const uint8_t mac_bc[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 static const uint8_t mac_zero[6];
 
-/* --- reference checksum and frame crafting ------------------------------ */
-
-static uint32_t ref_sum(uint32_t s, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i += 2)
-		s += (uint32_t)p[i] << 8 | (i + 1 < n ? p[i + 1] : 0);
-	return s;
-}
-
-static uint16_t ref_fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static uint32_t ref_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint32_t len)
-{
-	return (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + len;
-}
-
-static size_t mk_eth(uint8_t *f, const uint8_t *dst, const uint8_t *src, uint16_t type)
-{
-	memcpy(f, dst, 6);
-	memcpy(f + 6, src, 6);
-	nx_put16(f + 12, type);
-	return 14;
-}
+/* --- frame crafting (reference checksum and ARP: sk_frames.h) ----------- */
 
 /* Ethernet + IPv4 header (+ @l4) from the peer to us. */
 static size_t mk_ip(uint8_t *f, uint32_t src, uint32_t dst, uint8_t proto, uint16_t id,
 		    uint16_t frag, const void *l4, size_t n)
 {
-	uint8_t *h = f + mk_eth(f, mac_us, mac_peer, NX_ETH_P_IP);
+	uint8_t *h = f + fr_eth(f, mac_us, mac_peer, NX_ETH_P_IP);
 
 	h[0] = 0x45;
 	h[1] = 0;
@@ -78,7 +52,7 @@ static size_t mk_ip(uint8_t *f, uint32_t src, uint32_t dst, uint8_t proto, uint1
 	nx_put16(h + 10, 0);
 	nx_put32(h + 12, src);
 	nx_put32(h + 16, dst);
-	nx_put16(h + 10, ref_fold(ref_sum(0, h, 20)));
+	nx_put16(h + 10, fr_fold(fr_sum(0, h, 20)));
 	memcpy(h + 20, l4, n);
 	return 34 + n;
 }
@@ -88,7 +62,7 @@ static void fix_ip_csum(uint8_t *f)
 {
 	uint8_t *h = f + 14;
 	nx_put16(h + 10, 0);
-	nx_put16(h + 10, ref_fold(ref_sum(0, h, (h[0] & 15u) * 4)));
+	nx_put16(h + 10, fr_fold(fr_sum(0, h, (h[0] & 15u) * 4)));
 }
 
 static size_t mk_udp(uint8_t *u, uint32_t src, uint32_t dst, uint16_t sp, uint16_t dp,
@@ -99,7 +73,7 @@ static size_t mk_udp(uint8_t *u, uint32_t src, uint32_t dst, uint16_t sp, uint16
 	nx_put16(u + 4, (uint16_t)(8 + n));
 	nx_put16(u + 6, 0);
 	memcpy(u + 8, pl, n);
-	uint16_t c = ref_fold(ref_sum(ref_pseudo(src, dst, 17, 8 + n), u, 8 + n));
+	uint16_t c = fr_fold(fr_sum(fr_pseudo(src, dst, 17, 8 + n), u, 8 + n));
 	nx_put16(u + 6, c ? c : 0xffff);
 	return 8 + n;
 }
@@ -112,25 +86,8 @@ static size_t mk_echo(uint8_t *m, uint16_t id, uint16_t seq, const void *pl, siz
 	nx_put16(m + 4, id);
 	nx_put16(m + 6, seq);
 	memcpy(m + 8, pl, n);
-	nx_put16(m + 2, ref_fold(ref_sum(0, m, 8 + n)));
+	nx_put16(m + 2, fr_fold(fr_sum(0, m, 8 + n)));
 	return 8 + n;
-}
-
-static size_t mk_arp(uint8_t *f, const uint8_t *edst, const uint8_t *esrc, uint16_t op,
-		     const uint8_t *sha, uint32_t spa, const uint8_t *tha, uint32_t tpa)
-{
-	uint8_t *a = f + mk_eth(f, edst, esrc, NX_ETH_P_ARP);
-
-	nx_put16(a, 1);
-	nx_put16(a + 2, 0x0800);
-	a[4] = 6;
-	a[5] = 4;
-	nx_put16(a + 6, op);
-	memcpy(a + 8, sha, 6);
-	nx_put32(a + 14, spa);
-	memcpy(a + 18, tha, 6);
-	nx_put32(a + 24, tpa);
-	return 42;
 }
 
 static void pattern(uint8_t *b, size_t n, unsigned seed)
@@ -319,7 +276,7 @@ SK_TEST(csum_vectors)
 		}
 		if (t % 7 == 0)
 			memset(buf, 0xff, n);
-		uint16_t want = ref_fold(ref_sum(0, buf, n));
+		uint16_t want = fr_fold(fr_sum(0, buf, n));
 		CHECK_EQ(nx_csum_fold(nx_csum_add(0, buf, n)), want);
 		/* In two pieces, the first even. */
 		size_t cut = n ? (r % n) & ~(size_t)1 : 0;
@@ -347,13 +304,13 @@ SK_TEST(csum_vectors)
 		}
 		CHECK_EQ(nx_csum_fold(nx_csum_pkt(0, h, 0, (uint32_t)n)), want);
 		if (n > 3) {
-			uint16_t w2 = ref_fold(ref_sum(0, buf + 3, n - 3));
+			uint16_t w2 = fr_fold(fr_sum(0, buf + 3, n - 3));
 			CHECK_EQ(nx_csum_fold(nx_csum_pkt(0, h, 3, (uint32_t)n - 3)), w2);
 		}
 		sk_pkt_free(h);
 	}
 	CHECK_EQ(nx_csum_fold(nx_csum_pseudo(0x0a000001, 0x0a000002, 17, 10)),
-		 ref_fold(ref_pseudo(0x0a000001, 0x0a000002, 17, 10)));
+		 fr_fold(fr_pseudo(0x0a000001, 0x0a000002, 17, 10)));
 }
 
 /* --- ARP ----------------------------------------------------------------- */
@@ -376,7 +333,7 @@ static void arp_reply_body(void)
 	CHECK_EQ(peer_rx(&e, f, sizeof(f)), -1);
 
 	/* Who has 10.0.0.1?  Tell 10.0.0.2. */
-	peer_send(&e, f, mk_arp(f, mac_bc, mac_peer, 1, mac_peer, PEER, mac_zero, US));
+	peer_send(&e, f, fr_arp(f, mac_bc, mac_peer, 1, mac_peer, PEER, mac_zero, US));
 	n = peer_rx(&e, f, sizeof(f));
 	CHECK_EQ(n, 42);
 	CHECK(!memcmp(f, mac_peer, 6) && !memcmp(f + 6, mac_us, 6));
@@ -400,14 +357,14 @@ static void arp_reply_body(void)
 	CHECK_EQ(nx_get16(f + 12), NX_ETH_P_IP);
 
 	/* A request for someone else: no reply, not learned. */
-	peer_send(&e, f, mk_arp(f, mac_bc, mac_p3, 1, mac_p3, PEER3, mac_zero, 0x0a000009));
+	peer_send(&e, f, fr_arp(f, mac_bc, mac_p3, 1, mac_p3, PEER3, mac_zero, 0x0a000009));
 	CHECK_EQ(peer_rx(&e, f, sizeof(f)), -1);
 	CHECK_EQ(e.st->stats.arp_bad, 0);
 
 	/* Broken ones: each counted in arp_bad, none answered. */
 	static const int bad_at[] = { 14, 16, 18, 19, 20, 22, 22, 28, 0 };
 	for (unsigned i = 0; i < sizeof(bad_at) / sizeof(bad_at[0]); i++) {
-		size_t len = mk_arp(f, mac_bc, mac_p3, 1, mac_p3, PEER3, mac_zero, US);
+		size_t len = fr_arp(f, mac_bc, mac_p3, 1, mac_p3, PEER3, mac_zero, US);
 		switch (i) {
 		case 0: nx_put16(f + 14, 6); break;		/* htype */
 		case 1: nx_put16(f + 16, 0x86dd); break;	/* ptype */
@@ -452,7 +409,7 @@ static void arp_resolve_body(void)
 	CHECK_EQ(peer_rx(&e, f, sizeof(f)), -1);
 
 	/* The answer releases them, in order. */
-	peer_send(&e, f, mk_arp(f, mac_us, mac_p3, 2, mac_p3, PEER3, mac_us, US));
+	peer_send(&e, f, fr_arp(f, mac_us, mac_p3, 2, mac_p3, PEER3, mac_us, US));
 	for (int i = 0; i < 3; i++) {
 		n = peer_rx(&e, f, sizeof(f));
 		CHECK_EQ(n, 14 + 20 + 8 + 3);
@@ -476,7 +433,7 @@ static void arp_resolve_body(void)
 	CHECK_EQ(e.st->stats.arp_pending_dropped, 2);
 	nx_stack_poll(e.st);
 	CHECK_EQ(peer_drain(&e), 1);	/* one request */
-	peer_send(&e, f, mk_arp(f, mac_us, mac_p3, 2, mac_p3, 0x0a000004, mac_us, US));
+	peer_send(&e, f, fr_arp(f, mac_us, mac_p3, 2, mac_p3, 0x0a000004, mac_us, US));
 	for (int i = 2; i < 6; i++) {
 		n = peer_rx(&e, f, sizeof(f));
 		CHECK_EQ(n, 14 + 20 + 8 + 1);
@@ -489,7 +446,7 @@ static void arp_resolve_body(void)
 	CHECK_EQ(nx_udp_send(u, &(struct sk_sockaddr){ 0x0a000005, 6000 }, big, 65507), 0);
 	nx_stack_poll(e.st);
 	CHECK_EQ(peer_drain(&e), 1);
-	peer_send(&e, f, mk_arp(f, mac_us, mac_p3, 2, mac_p3, 0x0a000005, mac_us, US));
+	peer_send(&e, f, fr_arp(f, mac_us, mac_p3, 2, mac_p3, 0x0a000005, mac_us, US));
 	CHECK_EQ(peer_drain(&e), 45);
 
 	/* Parked packets are bounded over all addresses too (256). */
@@ -584,7 +541,7 @@ static sk_future stale_step(void *arg, int64_t v)
 	n = peer_rx(e, f, sizeof(f));
 	CHECK_EQ(n, 43);			/* and the datagram, not parked */
 	CHECK(!memcmp(f, mac_peer, 6));
-	peer_send(e, f, mk_arp(f, mac_us, mac_peer, 2, mac_peer, PEER, mac_us, US));
+	peer_send(e, f, fr_arp(f, mac_us, mac_peer, 2, mac_peer, PEER, mac_us, US));
 	CHECK_EQ(nx_udp_send(u, &(struct sk_sockaddr){ PEER, 2 }, "t", 1), 0);
 	nx_stack_poll(e->st);
 	CHECK_EQ(peer_drain(e), 1);		/* no request this time */
@@ -629,12 +586,12 @@ static void echo_body(void)
 		CHECK(!memcmp(f, mac_peer, 6) && !memcmp(f + 6, mac_us, 6));
 		const uint8_t *h = f + 14, *r = f + 34;
 		CHECK_EQ(h[0], 0x45);
-		CHECK_EQ(ref_fold(ref_sum(0, h, 20)), 0);
+		CHECK_EQ(fr_fold(fr_sum(0, h, 20)), 0);
 		CHECK_EQ(nx_get32(h + 12), US);
 		CHECK_EQ(nx_get32(h + 16), PEER);
 		CHECK_EQ(h[9], 1);
 		CHECK_EQ(r[0], 0);
-		CHECK_EQ(ref_fold(ref_sum(0, r, ml)), 0);
+		CHECK_EQ(fr_fold(fr_sum(0, r, ml)), 0);
 		CHECK_EQ(nx_get16(r + 4), 0x1234);
 		CHECK_EQ(nx_get16(r + 6), i);
 		if (memcmp(r + 8, pl, sizes[i]))
@@ -654,7 +611,7 @@ static void echo_body(void)
 	peer_send(&e, f, 60);
 	n = peer_rx(&e, f, sizeof(f));
 	CHECK_EQ(n, (int)(34 + ml));
-	CHECK_EQ(ref_fold(ref_sum(0, f + 34, ml)), 0);
+	CHECK_EQ(fr_fold(fr_sum(0, f + 34, ml)), 0);
 
 	/* An echo to the subnet broadcast: ignored (no smurf amplifier). */
 	peer_send(&e, f, mk_ip(f, PEER, 0x0a0000ff, 1, 79, 0, m, ml));
@@ -691,7 +648,7 @@ static void bigping_body(void)
 	while ((n = peer_rx(&e, f, sizeof(f))) > 0) {
 		const uint8_t *h = f + 14;
 		uint32_t off = (nx_get16(h + 6) & 0x1fffu) * 8, k = nx_get16(h + 2) - 20u;
-		CHECK_EQ(ref_fold(ref_sum(0, h, 20)), 0);
+		CHECK_EQ(fr_fold(fr_sum(0, h, 20)), 0);
 		CHECK_EQ(off, got);
 		if (off + k <= sizeof(back))
 			memcpy(back + off, h + 20, k);
@@ -699,7 +656,7 @@ static void bigping_body(void)
 	}
 	CHECK_EQ(got, ml);
 	CHECK_EQ(back[0], 0);
-	CHECK_EQ(ref_fold(ref_sum(0, back, ml)), 0);
+	CHECK_EQ(fr_fold(fr_sum(0, back, ml)), 0);
 	CHECK(!memcmp(back + 4, m + 4, ml - 4));
 	env_down(&e);
 }
@@ -791,7 +748,7 @@ static void drops_body(void)
 	n = mk_ip(f, PEER, US, 1, 1, 0, m, ml);
 	f[34] = 13;			/* timestamp: not served */
 	nx_put16(f + 36, 0);
-	nx_put16(f + 36, ref_fold(ref_sum(0, f + 34, ml)));
+	nx_put16(f + 36, fr_fold(fr_sum(0, f + 34, ml)));
 	DROPPED(&e, f, n, icmp_ignored);
 
 	/* Options are skipped: IHL 6 with a NOP option, echo answered. */
@@ -820,7 +777,7 @@ static void drops_body(void)
 	CHECK_EQ(f[23], 1);
 	CHECK_EQ(f[34], 3);
 	CHECK_EQ(f[35], 2);
-	CHECK_EQ(ref_fold(ref_sum(0, f + 34, 8 + 28)), 0);
+	CHECK_EQ(fr_fold(fr_sum(0, f + 34, 8 + 28)), 0);
 	CHECK_EQ(nx_get16(f + 34 + 8 + 4), 99);	/* the original's id */
 
 	/* Nothing here was counted twice: the drop counters add up. */
@@ -1133,14 +1090,14 @@ static void udp_body(void)
 	n = peer_rx(&e, f, sizeof(f));
 	CHECK_EQ(n, 14 + 20 + 8 + 100);
 	CHECK(!memcmp(f, mac_peer, 6));
-	CHECK_EQ(ref_fold(ref_sum(0, f + 14, 20)), 0);
+	CHECK_EQ(fr_fold(fr_sum(0, f + 14, 20)), 0);
 	CHECK_EQ(f[23], 17);
 	CHECK_EQ(nx_get32(f + 26), US);
 	CHECK_EQ(nx_get32(f + 30), PEER);
 	CHECK_EQ(nx_get16(f + 34), 53);
 	CHECK_EQ(nx_get16(f + 36), 3333);
 	CHECK_EQ(nx_get16(f + 38), 108);
-	CHECK_EQ(ref_fold(ref_sum(ref_pseudo(US, PEER, 17, 108), f + 34, 108)), 0);
+	CHECK_EQ(fr_fold(fr_sum(fr_pseudo(US, PEER, 17, 108), f + 34, 108)), 0);
 	CHECK(!memcmp(f + 42, pl, 100));
 	CHECK_EQ(STAT(&e, udp_tx), 1);
 
@@ -1194,7 +1151,7 @@ static void udp_body(void)
 	CHECK_EQ(f[23], 1);
 	CHECK_EQ(f[34], 3);
 	CHECK_EQ(f[35], 3);
-	CHECK_EQ(ref_fold(ref_sum(0, f + 34, 36)), 0);
+	CHECK_EQ(fr_fold(fr_sum(0, f + 34, 36)), 0);
 	CHECK_EQ(nx_get16(f + 42 + 4), 0x4242);
 	CHECK_EQ(nx_get16(f + 42 + 20 + 2), 999);
 	/* ... but not about a broadcast. */
@@ -1321,7 +1278,7 @@ static void fragout_body(void)
 	while ((n = peer_rx(&e, f, sizeof(f))) >= 0) {
 		const uint8_t *h = f + 14;
 		CHECK(n <= 14 + 1500);
-		CHECK_EQ(ref_fold(ref_sum(0, h, 20)), 0);
+		CHECK_EQ(fr_fold(fr_sum(0, h, 20)), 0);
 		CHECK_EQ(h[9], 17);
 		uint16_t fl = nx_get16(h + 6), tl = nx_get16(h + 2);
 		if (nf == 0)
@@ -1340,7 +1297,7 @@ static void fragout_body(void)
 	CHECK_EQ(got, 4008);
 	CHECK_EQ(STAT(&e, ip_frags_sent), 3);
 	CHECK_EQ(nx_get16(dg + 4), 4008);
-	CHECK_EQ(ref_fold(ref_sum(ref_pseudo(US, PEER, 17, 4008), dg, 4008)), 0);
+	CHECK_EQ(fr_fold(fr_sum(fr_pseudo(US, PEER, 17, 4008), dg, 4008)), 0);
 	CHECK(!memcmp(dg + 8, pl, 4000));
 
 	/* With DF, past the MTU: refused. */
@@ -1376,7 +1333,7 @@ static void gw_body(void)
 	CHECK_EQ(n, 42);
 	CHECK_EQ(nx_get16(f + 12), NX_ETH_P_ARP);
 	CHECK_EQ(nx_get32(f + 38), GW);
-	peer_send(&e, f, mk_arp(f, mac_us, mac_gw, 2, mac_gw, GW, mac_us, US));
+	peer_send(&e, f, fr_arp(f, mac_us, mac_gw, 2, mac_gw, GW, mac_us, US));
 	n = peer_rx(&e, f, sizeof(f));
 	CHECK_EQ(n, 14 + 20 + 8 + 1);
 	CHECK(!memcmp(f, mac_gw, 6));
@@ -1438,7 +1395,7 @@ static void fuzz_one(uint32_t seed)
 		size_t plen = fuzz_rand() % 1400;
 		switch (r % 6) {
 		case 0:
-			n = mk_arp(f, mac_bc, mac_peer, 1 + (r >> 8) % 2, mac_peer, PEER,
+			n = fr_arp(f, mac_bc, mac_peer, 1 + (r >> 8) % 2, mac_peer, PEER,
 				   mac_zero, US);
 			break;
 		case 1:
