@@ -106,7 +106,6 @@ struct dp_dev {
 	bool started;
 	bool intr;		/* configured with rx interrupts */
 	struct rte_mempool *pool;
-	uint64_t tx_ol_ip, tx_ol_tcp, tx_ol_udp;	/* mbuf flags when offered */
 	struct dp_queue q[SK_NETDEV_MAX_QUEUES];
 };
 
@@ -372,8 +371,8 @@ static unsigned dp_rx(struct sk_netdev *d, unsigned q, struct sk_pkt **pkts, uns
 
 /* --- transmit ----------------------------------------------------------- */
 
-static inline void tx_offloads(const struct dp_dev *x, const struct sk_pkt *p,
-			       struct rte_mbuf *m)
+/* The stack asks for an offload only when the device has it. */
+static inline void tx_offloads(const struct sk_pkt *p, struct rte_mbuf *m)
 {
 	m->ol_flags = 0;
 	m->tx_offload = 0;	/* a received mbuf going back out carries its own */
@@ -384,11 +383,12 @@ static inline void tx_offloads(const struct dp_dev *x, const struct sk_pkt *p,
 	m->l4_len = p->l4_len;
 	m->ol_flags = RTE_MBUF_F_TX_IPV4;
 	if (p->ol_flags & SK_PKT_TX_IP_CSUM)
-		m->ol_flags |= x->tx_ol_ip;
+		m->ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;
 	if (p->ol_flags & SK_PKT_TX_L4_CSUM) {
 		const struct rte_ipv4_hdr *ip =
 			rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, m->l2_len);
-		m->ol_flags |= ip->next_proto_id == IPPROTO_TCP ? x->tx_ol_tcp : x->tx_ol_udp;
+		m->ol_flags |= ip->next_proto_id == IPPROTO_TCP ? RTE_MBUF_F_TX_TCP_CKSUM :
+								  RTE_MBUF_F_TX_UDP_CKSUM;
 	}
 }
 
@@ -430,7 +430,7 @@ static inline struct rte_mbuf *pkt_to_mbuf(struct dp_dev *x, struct sk_pkt *p, b
 		}
 		*own = false;
 	}
-	tx_offloads(x, p, m);
+	tx_offloads(p, m);
 	return m;
 }
 
@@ -689,22 +689,17 @@ static bool driver_allowed(const struct rte_eth_dev_info *di)
 	return false;
 }
 
-static int port_open(const char *vdev, unsigned nq, const uint8_t *mac, struct dp_dev *x,
-		     char *why, size_t whylen)
+/* Set up x->port, plugged for @vdev (named @name). */
+static int port_open(const char *vdev, const char *name, unsigned nq, const uint8_t *mac,
+		     struct dp_dev *x, char *why, size_t whylen)
 {
 	struct rte_eth_dev_info di;
-	char name[RTE_DEV_NAME_MAX_LEN], pool_name[RTE_MEMPOOL_NAMESIZE];
+	char pool_name[RTE_MEMPOOL_NAMESIZE];
 	struct rte_ether_addr ea;
 	uint64_t rx_ol = 0, tx_ol = 0;
 	static const unsigned tries[] = { TRY_RSS | TRY_INTR, TRY_INTR, TRY_RSS, 0 };
 	int r = -ENODEV;
 
-	snprintf(name, sizeof(name), "%.*s", (int)strcspn(vdev, ","), vdev);
-	if (rte_eth_dev_get_port_by_name(name, &x->port)) {
-		snprintf(why, whylen, "no port %s after EAL start (is the vdev name right? "
-			 "net_memifN, net_tapN, net_af_packetN, net_ringN, net_nullN)", name);
-		return -ENODEV;
-	}
 	if ((r = rte_eth_dev_info_get(x->port, &di))) {
 		snprintf(why, whylen, "cannot read port %s: %s", name, rte_strerror(-r));
 		return r;
@@ -777,12 +772,8 @@ static int port_open(const char *vdev, unsigned nq, const uint8_t *mac, struct d
 	x->started = true;
 	if (rx_ol)
 		x->dev.offloads |= SK_NETDEV_RX_CSUM;
-	if (tx_ol) {
+	if (tx_ol)
 		x->dev.offloads |= SK_NETDEV_TX_IP_CSUM | SK_NETDEV_TX_L4_CSUM;
-		x->tx_ol_ip = RTE_MBUF_F_TX_IP_CKSUM;
-		x->tx_ol_tcp = RTE_MBUF_F_TX_TCP_CKSUM;
-		x->tx_ol_udp = RTE_MBUF_F_TX_UDP_CKSUM;
-	}
 
 	/* net_tap and net_af_packet ports carry the kernel interface's own
 	 * MAC (setting the port's changes the kernel's as well): sharing it,
@@ -848,11 +839,12 @@ int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
 			     "net_tapN, net_af_packetN, net_ringN, net_nullN)", name);
 		return -EPERM;
 	}
-	if (rte_eth_dev_get_port_by_name(name, &port) == 0 && ports_open[port]) {
-		sk_log_error("dpdk: %s is already open in this process", name);
-		return -EBUSY;
-	}
-	if (rte_eth_dev_get_port_by_name(name, &port) && (r = rte_dev_probe(vdev)) != 0) {
+	if (rte_eth_dev_get_port_by_name(name, &port) == 0) {
+		if (ports_open[port]) {
+			sk_log_error("dpdk: %s is already open in this process", name);
+			return -EBUSY;
+		}
+	} else if (rte_dev_probe(vdev) != 0 || rte_eth_dev_get_port_by_name(name, &port) != 0) {
 		sk_log_error("dpdk: cannot create virtual device '%s' (unknown driver or bad "
 			     "arguments: see EAL's message above)", vdev);
 		return -ENODEV;
@@ -865,11 +857,11 @@ int sk_netdev_dpdk(const char *vdev, const char *eal_args, unsigned nqueues,
 		x->q[q].intr_fd = -1;
 	x->dev.priv = x;
 	x->dev.nqueues = nqueues;
-	r = port_open(vdev, nqueues, mac, x, why, sizeof(why));
+	x->port = port;
+	r = port_open(vdev, name, nqueues, mac, x, why, sizeof(why));
 	if (r) {
 		sk_log_error("dpdk: %s", why);
-		if (r != -ENODEV)
-			port_release(x);
+		port_release(x);
 		sk_free(x);
 		return r;
 	}
